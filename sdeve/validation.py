@@ -1,0 +1,74 @@
+"""Checks on user input shared by every front end. Each raises ``TypeError``/``ValueError`` saying what was
+expected; none reads an array's values unless that is a cheap host operation."""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any
+
+from ._xp import Array, Namespace, array_namespace, is_concrete_on_host
+
+__all__ = ["batch_size", "check_float_array", "check_pair", "check_unit_interval", "is_python_scalar"]
+
+
+def is_python_scalar(value: Any) -> bool:
+    """True for Python/NumPy real scalars (not bools, not arrays)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and getattr(value, "ndim", 0) == 0 and not hasattr(value, "__array_namespace__")
+
+
+def batch_size(x: Array, name: str = "sample") -> int:
+    """The batch size ``x.shape[0]``; ``ValueError`` for 0-d arrays or an unknown (lazy Dask) batch size."""
+    if x.ndim == 0:
+        raise ValueError(f"{name} must have rank >= 1 with the batch first, got a 0-d array")
+    size = x.shape[0]
+    if size is None or (isinstance(size, float) and math.isnan(size)):
+        raise ValueError(
+            f"{name} has an unknown batch size (shape {x.shape}); call .compute_chunk_sizes() on the Dask array first"
+        )
+    return int(size)
+
+
+def check_float_array(x: Array, name: str, *, xp: Namespace) -> None:
+    """``TypeError`` unless ``x`` has a real floating dtype (float16, bfloat16, float32, float64)."""
+    try:
+        ok = xp.isdtype(x.dtype, "real floating")
+    except Exception:
+        ok = False
+    if not ok:
+        raise TypeError(f"{name} must have a real floating dtype (float16/bfloat16/float32/float64), got {x.dtype}")
+
+
+def check_pair(model_output: Array, sample: Array) -> Namespace:
+    """Check ``model_output`` and ``sample`` for a step and return their namespace.
+
+    Both must be arrays of one library with equal shapes of rank >= 1 (batch first) and real floating dtypes.
+    """
+    for name, value in (("model_output", model_output), ("sample", sample)):
+        if not hasattr(value, "shape") or not hasattr(value, "dtype"):
+            raise TypeError(f"{name} must be an array, got {type(value).__name__}")
+    xp = array_namespace(model_output, sample)
+    check_float_array(sample, "sample", xp=xp)
+    check_float_array(model_output, "model_output", xp=xp)
+    batch_size(sample)
+    if tuple(model_output.shape) != tuple(sample.shape):
+        raise ValueError(f"model_output and sample must have the same shape, got {tuple(model_output.shape)} and {tuple(sample.shape)}")
+    return xp
+
+
+def check_unit_interval(t: Any, name: str = "timestep") -> None:
+    """``ValueError`` unless every value of ``t`` lies in ``[0, 1]`` (NaN included); arrays are only read when
+    that is cheap (host, not traced, not lazy)."""
+    if is_python_scalar(t):
+        value = float(t)
+        if not (0.0 <= value <= 1.0):
+            raise ValueError(f"{name} must be a continuous time in [0, 1], got {value}")
+        return
+    if is_concrete_on_host(t):
+        xp = array_namespace(t)
+        if t.ndim and t.shape[0] == 0:
+            return
+        # bool() of a 0-d host array is the one cheap read this check makes.
+        inside = xp.all((t >= 0) & (t <= 1))
+        if not bool(inside):
+            raise ValueError(f"{name} must be a continuous time in [0, 1], got values outside it")

@@ -1,0 +1,266 @@
+"""JAX: noise from PRNG keys, and the state-passing Flax API (``FlaxScoreSdeVeScheduler``) that works on
+current JAX, under ``jax.jit`` and inside ``jax.lax`` loops.
+
+Compared with the last diffusers release that had it (0.31), which fails on current JAX:
+
+- ``step_pred`` indexes with ``astype`` rather than torch's ``.long()``, so it runs, also with a traced timestep.
+- Noise is drawn from the key as given (shape ``()`` typed keys or ``(2,)`` raw keys), not from the ``(1, 2)``
+  array that ``random.split(key, num=1)`` returns.
+- The corrector uses the per-example-norm rule of every other backend (batch mean of per-example norms), not
+  one norm over the whole batch.
+- ``set_sigmas`` passes ``sampling_eps`` as the sampling epsilon (0.31 passed it as ``shape``, ignoring it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from sdeve import schedule as _schedule
+from sdeve import updates as _updates
+from sdeve._xp import schedule_dtype
+from sdeve.config import SdeVeConfig
+from sdeve.validation import check_pair
+
+from ._base import Adapter
+
+__all__ = [
+    "ADAPTER",
+    "FlaxScoreSdeVeScheduler",
+    "FlaxSdeVeOutput",
+    "JaxAdapter",
+    "ScoreSdeVeSchedulerState",
+    "as_key",
+]
+
+
+def as_key(generator: Any) -> jax.Array:
+    """A JAX PRNG key from a key (typed, or raw ``uint32[2]``, also ``[1, 2]``), an int seed, or ``None``
+    (fresh entropy from the operating system)."""
+    if generator is None:
+        return jax.random.PRNGKey(int(np.random.SeedSequence().generate_state(1, dtype=np.uint32)[0]))
+    if isinstance(generator, (int, np.integer)) and not isinstance(generator, bool):
+        return jax.random.PRNGKey(int(generator))
+    if isinstance(generator, (jax.Array, np.ndarray)):
+        if jax.dtypes.issubdtype(generator.dtype, jax.dtypes.prng_key):
+            if generator.shape not in ((), (1,)):
+                raise ValueError(f"expected one PRNG key, got a key array of shape {generator.shape}")
+            return generator.reshape(())
+        if generator.dtype == jnp.uint32 and generator.size == 2:
+            return jnp.reshape(generator, (2,))
+        raise TypeError(f"expected a JAX PRNG key, got an array of dtype {generator.dtype} and shape {generator.shape}")
+    raise TypeError(f"expected a JAX PRNG key, an int seed or None, got {type(generator).__name__}")
+
+
+class JaxAdapter(Adapter):
+    """Noise from a JAX PRNG key (or an int seed; ``None`` for fresh entropy). The same key gives the same
+    noise: split keys yourself between calls, as JAX code does."""
+
+    name = "jax"
+
+    def normal(self, generator: Any, shape: tuple[int, ...], *, dtype: Any, device: Any = None, like: Any = None) -> jax.Array:
+        noise = jax.random.normal(as_key(generator), tuple(shape), dtype=dtype)
+        if device is not None and not isinstance(noise, jax.core.Tracer):
+            noise = jax.device_put(noise, device)
+        return noise
+
+
+ADAPTER = JaxAdapter()
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class ScoreSdeVeSchedulerState:
+    """The Flax scheduler's state, a pytree: ``timesteps`` ``(M,)``, ``discrete_sigmas`` ``(N,)`` and
+    ``sigmas`` ``(M,)`` (each ``None`` until set)."""
+
+    timesteps: jax.Array | None = None
+    discrete_sigmas: jax.Array | None = None
+    sigmas: jax.Array | None = None
+
+    @classmethod
+    def create(cls) -> ScoreSdeVeSchedulerState:
+        """An empty state."""
+        return cls()
+
+    def replace(self, **changes: Any) -> ScoreSdeVeSchedulerState:
+        """A copy with ``changes``."""
+        return dataclasses.replace(self, **changes)
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class FlaxSdeVeOutput:
+    """Output of the Flax step methods: ``state``, ``prev_sample`` and (``step_pred`` only) ``prev_sample_mean``."""
+
+    state: ScoreSdeVeSchedulerState
+    prev_sample: jax.Array
+    prev_sample_mean: jax.Array | None = None
+
+    def to_tuple(self) -> tuple[Any, ...]:
+        return (self.state, self.prev_sample, self.prev_sample_mean)
+
+
+def _static_flag(value: Any, name: str) -> bool:
+    if isinstance(value, jax.core.Tracer):
+        raise TypeError(f"{name} must be a static Python bool: under jax.jit mark it static (static_argnames=('{name}',))")
+    return bool(value)
+
+
+class FlaxScoreSdeVeScheduler:
+    """The state-passing VE SDE scheduler of diffusers' Flax API, on the sdeve core.
+
+    Every method takes a :class:`ScoreSdeVeSchedulerState` and returns a new one; nothing is mutated, so
+    ``jax.jit(scheduler.step_pred)`` and ``jax.jit(scheduler.step_correct)`` work with traced timesteps and
+    inside ``jax.lax.fori_loop``/``scan``. Schedules are float64 with ``jax_enable_x64`` on, else float32
+    (or ``dtype=`` given).
+    """
+
+    has_state: bool = True
+    order: int = 1
+
+    def __init__(
+        self,
+        num_train_timesteps: int = 2000,
+        snr: float = 0.15,
+        sigma_min: float = 0.01,
+        sigma_max: float = 1348.0,
+        sampling_eps: float = 1e-5,
+        correct_steps: int = 1,
+        dtype: Any = None,
+    ) -> None:
+        self.config = SdeVeConfig(num_train_timesteps, snr, sigma_min, sigma_max, sampling_eps, correct_steps)
+        self.dtype = dtype
+        self.init_noise_sigma = self.config.sigma_max
+
+    def __len__(self) -> int:
+        return self.config.num_train_timesteps
+
+    def _dtype(self) -> Any:
+        return self.dtype if self.dtype is not None else schedule_dtype(jnp)
+
+    def create_state(self) -> ScoreSdeVeSchedulerState:
+        """A state with the training schedule (``num_train_timesteps`` levels) set."""
+        cfg = self.config
+        return self.set_sigmas(ScoreSdeVeSchedulerState.create(), cfg.num_train_timesteps, cfg.sigma_min, cfg.sigma_max, cfg.sampling_eps)
+
+    def set_timesteps(
+        self, state: ScoreSdeVeSchedulerState, num_inference_steps: int, shape: tuple[int, ...] = (), sampling_eps: float | None = None
+    ) -> ScoreSdeVeSchedulerState:
+        """``state`` with ``timesteps = linspace(1, sampling_eps, num_inference_steps)``. ``shape`` is accepted
+        for diffusers' signature and unused."""
+        eps = self.config.sampling_eps if sampling_eps is None else float(sampling_eps)
+        return state.replace(timesteps=_schedule.timesteps(num_inference_steps, eps, xp=jnp, dtype=self._dtype()))
+
+    def set_sigmas(
+        self,
+        state: ScoreSdeVeSchedulerState,
+        num_inference_steps: int,
+        sigma_min: float | None = None,
+        sigma_max: float | None = None,
+        sampling_eps: float | None = None,
+    ) -> ScoreSdeVeSchedulerState:
+        """``state`` with ``discrete_sigmas`` (``num_inference_steps`` levels) and ``sigmas`` for its timesteps
+        (set first from ``num_inference_steps`` and ``sampling_eps`` when the state has none)."""
+        sigma_min = self.config.sigma_min if sigma_min is None else float(sigma_min)
+        sigma_max = self.config.sigma_max if sigma_max is None else float(sigma_max)
+        eps = self.config.sampling_eps if sampling_eps is None else float(sampling_eps)
+        self.config.replace(sigma_min=sigma_min, sigma_max=sigma_max, sampling_eps=eps)
+        if state.timesteps is None:
+            state = self.set_timesteps(state, num_inference_steps, sampling_eps=eps)
+        discrete = _schedule.discrete_sigmas(num_inference_steps, sigma_min, sigma_max, xp=jnp, dtype=self._dtype())
+        sigmas = _schedule.continuous_sigmas(state.timesteps, sigma_min, sigma_max, xp=jnp)
+        return state.replace(discrete_sigmas=discrete, sigmas=sigmas)
+
+    def get_adjacent_sigma(self, state: ScoreSdeVeSchedulerState, timesteps: jax.Array, t: jax.Array) -> jax.Array:
+        """``discrete_sigmas[timesteps - 1]``, 0 where ``timesteps == 0``."""
+        return _schedule.adjacent_sigmas(state.discrete_sigmas, jnp.asarray(timesteps), xp=jnp)
+
+    @staticmethod
+    def _require(state: ScoreSdeVeSchedulerState) -> None:
+        if state.timesteps is None or state.discrete_sigmas is None:
+            raise ValueError("state.timesteps is not set: call set_timesteps and set_sigmas (or create_state) first")
+        if state.timesteps.shape[0] > state.discrete_sigmas.shape[0]:
+            raise ValueError(
+                f"the state has {state.timesteps.shape[0]} timesteps but {state.discrete_sigmas.shape[0]} discrete "
+                "sigmas: call set_sigmas with the same number of steps"
+            )
+
+    def step_pred(
+        self,
+        state: ScoreSdeVeSchedulerState,
+        model_output: jax.Array,
+        timestep: Any,
+        sample: jax.Array,
+        key: jax.Array,
+        return_dict: bool = True,
+    ) -> FlaxSdeVeOutput | tuple[jax.Array, jax.Array, ScoreSdeVeSchedulerState]:
+        """Predictor step; see :meth:`sdeve.ScoreSdeVeScheduler.step_pred`. ``timestep`` may be traced.
+
+        Returns ``FlaxSdeVeOutput(state, prev_sample, prev_sample_mean)`` or
+        ``(prev_sample, prev_sample_mean, state)``.
+        """
+        return_dict = _static_flag(return_dict, "return_dict")
+        self._require(state)
+        check_pair(model_output, sample)
+        t = jnp.asarray(timestep, dtype=state.timesteps.dtype)
+        if t.ndim > 1 or (t.ndim == 1 and t.shape[0] not in (1, sample.shape[0])):
+            raise ValueError(f"timestep must be a scalar or of shape (B,), got {t.shape}")
+        if not isinstance(t, jax.core.Tracer) and not bool(jnp.all((t >= 0) & (t <= 1))):
+            raise ValueError("timestep must be a continuous time in [0, 1]")
+        index = _schedule.timestep_index(t, state.timesteps.shape[0], xp=jnp)
+        sigma = state.discrete_sigmas[index]
+        adjacent = _schedule.adjacent_sigmas(state.discrete_sigmas, index, xp=jnp)
+        noise = jax.random.normal(as_key(key), sample.shape, dtype=sample.dtype)
+        prev, prev_mean = _updates.predictor_update(sample, model_output, noise, sigma, adjacent, xp=jnp)
+        if not return_dict:
+            return (prev, prev_mean, state)
+        return FlaxSdeVeOutput(state=state, prev_sample=prev, prev_sample_mean=prev_mean)
+
+    def step_correct(
+        self,
+        state: ScoreSdeVeSchedulerState,
+        model_output: jax.Array,
+        sample: jax.Array,
+        key: jax.Array,
+        return_dict: bool = True,
+    ) -> FlaxSdeVeOutput | tuple[jax.Array, ScoreSdeVeSchedulerState]:
+        """Corrector step (batch mean of per-example norms, as every backend); returns
+        ``FlaxSdeVeOutput(state, prev_sample)`` or ``(prev_sample, state)``."""
+        return_dict = _static_flag(return_dict, "return_dict")
+        self._require(state)
+        check_pair(model_output, sample)
+        noise = jax.random.normal(as_key(key), sample.shape, dtype=sample.dtype)
+        prev, _ = _updates.corrector_update(sample, model_output, noise, self.config.snr, xp=jnp)
+        if not return_dict:
+            return (prev, state)
+        return FlaxSdeVeOutput(state=state, prev_sample=prev)
+
+    # -- persistence, diffusers' Flax names
+    def save_pretrained(self, save_directory: str | os.PathLike[str], push_to_hub: bool = False, **kwargs: Any) -> None:
+        """Write ``scheduler_config.json`` (diffusers' format)."""
+        if push_to_hub:
+            raise ValueError("push_to_hub is not supported: sdeve reads and writes local files only")
+        self.config.save(save_directory)
+
+    save_config = save_pretrained
+
+    @classmethod
+    def from_config(cls, config: Any = None, **kwargs: Any) -> FlaxScoreSdeVeScheduler:
+        """A scheduler from an :class:`SdeVeConfig` or mapping; keyword arguments override."""
+        base = config if isinstance(config, SdeVeConfig) else SdeVeConfig.from_dict(dict(config or {}))
+        dtype = kwargs.pop("dtype", None)
+        return cls(**base.replace(**kwargs).to_dict(), dtype=dtype)
+
+    @classmethod
+    def from_pretrained(
+        cls, pretrained_model_name_or_path: str | os.PathLike[str], subfolder: str | None = None, **kwargs: Any
+    ) -> tuple[FlaxScoreSdeVeScheduler, ScoreSdeVeSchedulerState]:
+        """``(scheduler, state)`` from a local ``scheduler_config.json``, as diffusers' Flax ``from_pretrained``."""
+        scheduler = cls.from_config(SdeVeConfig.load(pretrained_model_name_or_path, subfolder=subfolder), **kwargs)
+        return scheduler, scheduler.create_state()

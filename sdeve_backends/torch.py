@@ -1,0 +1,127 @@
+"""PyTorch: noise from ``torch.Generator``, and a drop-in replacement for ``diffusers.ScoreSdeVeScheduler``.
+
+The drop-in holds its schedule as float32 tensors and computes timestep indices in float32, as diffusers
+does, and draws its noise in diffusers' order and way (``randn_tensor``), so that from the same generator
+seed it gives diffusers' numbers. Where diffusers is wrong it is right instead (see the class docstring).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from sdeve.outputs import SchedulerOutput, SdeVeOutput
+from sdeve.scheduler import ScoreSdeVeScheduler as _CoreScheduler
+
+from ._base import Adapter
+
+__all__ = ["ADAPTER", "SchedulerOutput", "ScoreSdeVeScheduler", "SdeVeOutput", "TorchAdapter", "randn"]
+
+Generator = torch.Generator | list[torch.Generator] | int | None
+
+
+def _as_generator(generator: Any, device: torch.device) -> Any:
+    if generator is None or isinstance(generator, torch.Generator):
+        return generator
+    if isinstance(generator, (list, tuple)):
+        if not all(isinstance(g, torch.Generator) for g in generator):
+            raise TypeError("a list of generators must hold torch.Generator objects only")
+        return list(generator)
+    if isinstance(generator, (int, np.integer)) and not isinstance(generator, bool):
+        return torch.Generator(device=device).manual_seed(int(generator))
+    raise TypeError(f"expected a torch.Generator, a list of them, an int seed or None, got {type(generator).__name__}")
+
+
+def randn(
+    shape: tuple[int, ...], generator: Generator = None, device: Any = None, dtype: torch.dtype | None = None
+) -> torch.Tensor:
+    """Standard normals drawn the way diffusers' ``randn_tensor`` draws them, so that seeds give its numbers.
+
+    A CPU generator draws on the CPU and the result moves to ``device``; a list of generators draws one
+    example each (shape ``(1, ...)``) and concatenates. Unlike diffusers, a CUDA generator with a CPU
+    ``device`` draws on its own device and moves the result, rather than raising.
+    """
+    device = torch.device(device) if device is not None else torch.device("cpu")
+    generator = _as_generator(generator, device)
+    first = generator[0] if isinstance(generator, list) and generator else generator
+    rand_device = first.device if isinstance(first, torch.Generator) else device
+    if isinstance(generator, list) and len(generator) == 1:
+        generator = generator[0]
+    if isinstance(generator, list):
+        if len(generator) != shape[0]:
+            raise ValueError(f"got {len(generator)} generators for a batch of {shape[0]}")
+        parts = [torch.randn((1, *shape[1:]), generator=g, device=rand_device, dtype=dtype) for g in generator]
+        return torch.cat(parts, dim=0).to(device)
+    return torch.randn(shape, generator=generator, device=rand_device, dtype=dtype).to(device)
+
+
+class TorchAdapter(Adapter):
+    """Noise from a ``torch.Generator`` (or a list of them, one per example; or an int seed; ``None`` uses
+    torch's global generator), drawn as diffusers' ``randn_tensor`` draws."""
+
+    name = "torch"
+
+    def normal(self, generator: Any, shape: tuple[int, ...], *, dtype: Any, device: Any = None, like: Any = None) -> torch.Tensor:
+        return randn(tuple(shape), generator, device=device, dtype=dtype)
+
+
+ADAPTER = TorchAdapter()
+
+
+class ScoreSdeVeScheduler(_CoreScheduler):
+    """Drop-in replacement for ``diffusers.ScoreSdeVeScheduler`` (same constructor, attributes, methods and
+    numbers from the same ``torch.Generator`` seed), computed by the sdeve core.
+
+    Differences from diffusers, each a fix:
+
+    - ``step_correct`` returns the sample's dtype (diffusers returns float32 for a float16 sample).
+    - A CUDA ``torch.Generator`` works in both step methods (diffusers' ``step_correct`` raises).
+    - The timestep index never makes a host round-trip: a CUDA timestep is indexed on the device.
+    - ``add_noise`` works for samples of any rank (diffusers' is 4-D only).
+    - Half precision is computed in float32 internally: no overflow at ``sigma_max=1348``.
+    - Bad input raises ``ValueError``/``TypeError`` with a message, never an ``IndexError`` or NaN; an
+      all-zero score leaves the sample unchanged in ``step_correct`` (diffusers returns NaN).
+    """
+
+    _bound_namespace = "torch"
+
+    def __init__(
+        self,
+        num_train_timesteps: int = 2000,
+        snr: float = 0.15,
+        sigma_min: float = 0.01,
+        sigma_max: float = 1348.0,
+        sampling_eps: float = 1e-5,
+        correct_steps: int = 1,
+        **options: Any,
+    ) -> None:
+        super().__init__(num_train_timesteps, snr, sigma_min, sigma_max, sampling_eps, correct_steps, **options)
+
+    def _schedule_dtype(self, xp: Any, device: Any) -> Any:
+        # diffusers holds its schedule in torch's default float32; parity needs the same.
+        return torch.float32
+
+    def _host_index(self, t: float, num_timesteps: int) -> int:
+        # diffusers: (timestep * torch.ones(B) * (M - 1)).long(), all in float32.
+        scaled = np.float32(t) * np.float32(num_timesteps - 1)
+        return min(max(int(np.floor(scaled)), 0), num_timesteps - 1)
+
+    def _noise(self, generator: Any, sample: Any, purpose: str) -> torch.Tensor:
+        if purpose == "correct":
+            # diffusers draws the corrector's noise in float32 on the generator's device; we draw the same
+            # numbers and then give them the sample's dtype and device.
+            gen0 = generator[0] if isinstance(generator, (list, tuple)) and generator else generator
+            draw_device = gen0.device if isinstance(gen0, torch.Generator) else sample.device
+            noise = randn(tuple(sample.shape), generator, device=draw_device, dtype=torch.float32)
+            return noise.to(device=sample.device, dtype=sample.dtype)
+        if purpose == "add_noise" and generator is None:
+            return torch.randn_like(sample)
+        return randn(tuple(sample.shape), generator, device=sample.device, dtype=sample.dtype)
+
+    def set_timesteps(  # type: ignore[override]
+        self, num_inference_steps: int, sampling_eps: float | None = None, device: str | torch.device | None = None
+    ) -> None:
+        """Set ``timesteps = linspace(1, sampling_eps, num_inference_steps)`` (float32) on ``device``."""
+        super().set_timesteps(num_inference_steps, sampling_eps, device)

@@ -24,6 +24,7 @@ __all__ = [
     "is_concrete_on_host",
     "namespace_name",
     "resolve_namespace",
+    "scalars_on_host",
     "schedule_dtype",
     "to_device",
 ]
@@ -61,13 +62,24 @@ _MODULE_ALIASES: dict[str, str] = {
 }
 
 
+# array_namespace is on every step's path and costs microseconds; the answer depends only on the types.
+_NAMESPACE_BY_TYPES: dict[tuple[type, ...], Namespace] = {}
+
+
 def array_namespace(*arrays: Array) -> Namespace:
     """Return the standard namespace of ``arrays`` (all of one library), via ``array-api-compat``.
 
     Raises ``TypeError`` naming the types when the arrays come from different libraries or are not arrays.
     """
+    types = tuple(type(a) for a in arrays)
+    cached = _NAMESPACE_BY_TYPES.get(types)
+    if cached is not None:
+        return cached
     try:
-        return array_api_compat.array_namespace(*arrays)
+        xp = array_api_compat.array_namespace(*arrays)
+        if not any(isinstance(a, (int, float, complex, bool)) or a is None for a in arrays):
+            _NAMESPACE_BY_TYPES[types] = xp
+        return xp
     except TypeError as exc:
         kinds = ", ".join(sorted({f"{type(a).__module__}.{type(a).__name__}" for a in arrays}))
         raise TypeError(
@@ -111,6 +123,8 @@ def namespace_name(xp: Namespace) -> str:
 
 def device_of(x: Array) -> Any:
     """The device of ``x`` (``None`` for a traced JAX value, as array-api-compat reports it)."""
+    if array_api_compat.is_torch_array(x) or (array_api_compat.is_numpy_array(x) and hasattr(x, "device")):
+        return x.device  # the standard attribute; array-api-compat's device() costs a few microseconds more
     try:
         return array_api_compat.device(x)
     except Exception:  # JAX tracers and exotic arrays: no concrete device
@@ -157,6 +171,25 @@ def compute_dtype(xp: Namespace, dtype: Any) -> Any:
     if dtype == xp.float32:
         return dtype
     return xp.float32
+
+
+_HOST_BY_TYPE_AND_DEVICE: dict[tuple[type, str], bool] = {}
+
+
+def scalars_on_host(x: Array) -> bool:
+    """True when the scalar coefficients of a step on ``x`` are best computed as Python floats.
+
+    That is the case for eager arrays in host memory (NumPy, torch on the CPU, array_api_strict): reading a
+    0-d value is free there, and Python arithmetic in float64 replaces a chain of tiny array operations.
+    Never for JAX (so that eager and ``jax.jit`` results are the same program), Dask (lazy) or accelerators
+    (a read would synchronise the device).
+    """
+    key = (type(x), str(device_of(x)))
+    cached = _HOST_BY_TYPE_AND_DEVICE.get(key)
+    if cached is None:
+        cached = is_concrete_on_host(x) and not array_api_compat.is_jax_array(x)
+        _HOST_BY_TYPE_AND_DEVICE[key] = cached
+    return cached
 
 
 def is_concrete_on_host(x: Array) -> bool:

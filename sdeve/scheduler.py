@@ -24,6 +24,7 @@ from ._xp import (
     is_concrete_on_host,
     namespace_name,
     resolve_namespace,
+    scalars_on_host,
     schedule_dtype,
     to_device,
 )
@@ -106,7 +107,7 @@ class ScoreSdeVeScheduler:
         # The recipes the schedule arrays were built from, so that they can be rebuilt in any namespace.
         self._timesteps_recipe: tuple[int, float] | None = None
         self._sigmas_recipe: tuple[tuple[int, float], int, float, float] | None = None
-        self._discrete_cache: dict[tuple[str, str], Array] = {}
+        self._discrete_cache: dict[tuple[Any, Any], Array] = {}
         self.set_sigmas(self._config.num_train_timesteps, sigma_min, sigma_max, sampling_eps)
 
     # ------------------------------------------------------------------ configuration
@@ -223,8 +224,13 @@ class ScoreSdeVeScheduler:
         """``discrete_sigmas`` in ``xp`` on ``device``: the held array when it is already there, else a
         rebuilt copy, cached (not under a JAX trace, where ``device`` is ``None``)."""
         assert self.discrete_sigmas is not None and self._sigmas_recipe is not None
+        cached = self._discrete_cache.get((xp, device))
+        if cached is not None:
+            return cached
         key = (namespace_name(xp), str(device))
         if key == (namespace_name(self._xp), str(device_of(self.discrete_sigmas))):
+            if device is not None:
+                self._discrete_cache[(xp, device)] = self.discrete_sigmas
             return self.discrete_sigmas
         cached = self._discrete_cache.get(key)
         if cached is not None:
@@ -232,6 +238,7 @@ class ScoreSdeVeScheduler:
         built = self._build_sigmas(xp, device)[1]
         if device is not None:
             self._discrete_cache[key] = built
+            self._discrete_cache[(xp, device)] = built
         return built
 
     def get_adjacent_sigma(self, timesteps: Array, t: Array) -> Array:
@@ -249,9 +256,14 @@ class ScoreSdeVeScheduler:
         ``purpose`` is ``"pred"``, ``"correct"`` or ``"add_noise"``; front ends that must reproduce another
         library's draws (the diffusers drop-in) override this.
         """
-        from sdeve_backends import noise_like  # noqa: PLC0415 - the adapters import frameworks lazily
+        return self._adapter(sample).normal_like(generator, sample)
 
-        return noise_like(generator, sample)
+    @staticmethod
+    def _adapter(sample: Array) -> Any:
+        """The ``sdeve_backends`` adapter for ``sample``'s library (noise, devices, fused fast paths)."""
+        from sdeve_backends import adapter_for  # noqa: PLC0415 - the adapters import frameworks lazily
+
+        return adapter_for(sample)
 
     # ------------------------------------------------------------------ index helpers
     def _host_index(self, t: float, num_timesteps: int) -> int:
@@ -284,8 +296,9 @@ class ScoreSdeVeScheduler:
             )
         return num_timesteps, levels
 
-    def _predictor_sigmas(self, timestep: Any, sample: Array, xp: Namespace) -> tuple[Array, Array]:
-        """``(sigma, adjacent_sigma)`` for ``timestep``: 0-d for a scalar time, ``(B,)`` for a batch of times."""
+    def _predictor_sigmas(self, timestep: Any, sample: Array, xp: Namespace) -> tuple[Any, Any]:
+        """``(sigma, adjacent_sigma)`` for ``timestep``: Python floats (host) or 0-d arrays for a scalar time,
+        ``(B,)`` arrays for a batch of times."""
         num_timesteps, _ = self._require_schedule()
         device = device_of(sample)
         discrete = self._discrete_sigmas_for(xp, device)
@@ -298,6 +311,9 @@ class ScoreSdeVeScheduler:
                 raise TypeError(f"timestep must be a real number or an array, got {type(timestep).__name__}")
             check_unit_interval(timestep)
             index = self._host_index(float(timestep), num_timesteps)
+            if scalars_on_host(discrete):
+                # Host memory: read the two levels once; the update then needs no 0-d array arithmetic.
+                return float(discrete[index]), (float(discrete[index - 1]) if index > 0 else 0.0)
             return discrete[index], _schedule.adjacent_sigmas(discrete, index, xp=xp)
         if timestep.ndim > 1 or (timestep.ndim == 1 and timestep.shape[0] not in (1, batch_size(sample))):
             raise ValueError(f"timestep must be a scalar or of shape (B,) = ({sample.shape[0]},), got {tuple(timestep.shape)}")
@@ -348,9 +364,13 @@ class ScoreSdeVeScheduler:
         """
         xp = check_pair(model_output, sample)
         sigma, adjacent = self._predictor_sigmas(timestep, sample, xp)
+        owns_noise = noise is None
         if noise is None:
             noise = self._noise(generator, sample, "pred")
-        prev, prev_mean = _updates.predictor_update(sample, model_output, noise, sigma, adjacent, xp=xp)
+        else:
+            check_pair(noise, sample)
+        fused = self._adapter(sample).predictor_update(sample, model_output, noise, sigma, adjacent, owns_noise=owns_noise)
+        prev, prev_mean = fused or _updates.predictor_update(sample, model_output, noise, sigma, adjacent, xp=xp)
         if not return_dict:
             return (prev, prev_mean)
         return SdeVeOutput(prev_sample=prev, prev_sample_mean=prev_mean)
@@ -375,9 +395,14 @@ class ScoreSdeVeScheduler:
         """
         self._require_schedule()
         xp = check_pair(model_output, sample)
+        owns_noise = noise is None
         if noise is None:
             noise = self._noise(generator, sample, "correct")
-        prev, _ = _updates.corrector_update(sample, model_output, noise, self._config.snr, norm=self.corrector_norm, xp=xp)
+        else:
+            check_pair(noise, sample)
+        snr, norm = self._config.snr, self.corrector_norm
+        fused = self._adapter(sample).corrector_update(sample, model_output, noise, snr, norm=norm, owns_noise=owns_noise)
+        prev, _ = fused or _updates.corrector_update(sample, model_output, noise, snr, norm=norm, xp=xp)
         if not return_dict:
             return (prev,)
         return SchedulerOutput(prev_sample=prev)

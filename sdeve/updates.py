@@ -8,18 +8,22 @@ float32) and the outputs are cast back to the sample's dtype.
 
 from __future__ import annotations
 
-from typing import Literal
+import math
+from typing import Literal, Union
 
-from ._xp import Array, Namespace, array_namespace, compute_dtype
+from ._xp import Array, Namespace, array_namespace, compute_dtype, scalars_on_host
 
 __all__ = ["CorrectorNorm", "add_noise", "corrector_step_size", "corrector_update", "predictor_update"]
 
 CorrectorNorm = Literal["batch", "example"]
 
 
+Coefficient = Union[Array, float]
+
+
 def _per_example(coefficient: Array, ndim: int, *, xp: Namespace) -> Array:
     """Reshape a 0-d or ``(B,)`` coefficient to broadcast against an array of rank ``ndim`` (batch first)."""
-    if coefficient.ndim == 0:
+    if isinstance(coefficient, float) or coefficient.ndim == 0:
         return coefficient
     if coefficient.ndim != 1:
         raise ValueError(f"per-example coefficients must be 0-d or of shape (B,), got shape {coefficient.shape}")
@@ -34,8 +38,8 @@ def predictor_update(
     sample: Array,
     model_output: Array,
     noise: Array,
-    sigma: Array,
-    adjacent_sigma: Array,
+    sigma: Coefficient,
+    adjacent_sigma: Coefficient,
     *,
     xp: Namespace | None = None,
 ) -> tuple[Array, Array]:
@@ -51,7 +55,7 @@ def predictor_update(
     sample, model_output, noise
         Arrays of shape ``(B, ...)``; ``model_output`` is the score ``grad_x log p_sigma(x)`` (data units^-1).
     sigma, adjacent_sigma
-        Noise levels (data units), 0-d or ``(B,)``, any real dtype.
+        Noise levels (data units): Python floats, or arrays 0-d or ``(B,)`` of any real dtype.
     xp
         The namespace of ``sample``; found from it when ``None``.
 
@@ -62,10 +66,13 @@ def predictor_update(
     """
     xp = array_namespace(sample) if xp is None else xp
     dtype = compute_dtype(xp, sample.dtype)
-    sigma = _as_compute(sigma, dtype, xp=xp)
-    adjacent_sigma = _as_compute(adjacent_sigma, dtype, xp=xp)
-    # sqrt then square, as diffusers does, so that float32 results match it to the last bit.
-    diffusion = _per_example(xp.sqrt(sigma * sigma - adjacent_sigma * adjacent_sigma), sample.ndim, xp=xp)
+    if isinstance(sigma, float) and isinstance(adjacent_sigma, float):
+        diffusion: Coefficient = math.sqrt(sigma * sigma - adjacent_sigma * adjacent_sigma)
+    else:
+        sigma = _as_compute(xp.asarray(sigma) if isinstance(sigma, float) else sigma, dtype, xp=xp)
+        adjacent_sigma = _as_compute(adjacent_sigma, dtype, xp=xp) if not isinstance(adjacent_sigma, float) else adjacent_sigma
+        # sqrt then square, as diffusers does, so that float32 results match it to the last bit.
+        diffusion = _per_example(xp.sqrt(sigma * sigma - adjacent_sigma * adjacent_sigma), sample.ndim, xp=xp)
     x = _as_compute(sample, dtype, xp=xp)
     prev_mean = x + (diffusion * diffusion) * _as_compute(model_output, dtype, xp=xp)
     prev = prev_mean + diffusion * _as_compute(noise, dtype, xp=xp)
@@ -110,6 +117,16 @@ def corrector_step_size(
     return xp.where(positive, step, xp.zeros_like(step))
 
 
+def _host_step_size(model_output: Array, noise: Array, snr: float, *, xp: Namespace) -> float:
+    """:func:`corrector_step_size` with ``norm="batch"`` as a Python float (arrays in host memory only)."""
+    dtype = compute_dtype(xp, model_output.dtype)
+    grad_norm = float(xp.mean(_example_norms(_as_compute(model_output, dtype, xp=xp), xp=xp)))
+    noise_norm = float(xp.mean(_example_norms(_as_compute(noise, dtype, xp=xp), xp=xp)))
+    if not grad_norm > 0:
+        return 0.0
+    return (float(snr) * noise_norm / grad_norm) ** 2 * 2
+
+
 def corrector_update(
     sample: Array,
     model_output: Array,
@@ -129,7 +146,11 @@ def corrector_update(
     """
     xp = array_namespace(sample) if xp is None else xp
     dtype = compute_dtype(xp, sample.dtype)
-    step = _per_example(corrector_step_size(model_output, noise, snr, norm=norm, xp=xp), sample.ndim, xp=xp)
+    step: Coefficient
+    if norm == "batch" and scalars_on_host(sample):
+        step = _host_step_size(model_output, noise, snr, xp=xp)
+    else:
+        step = _per_example(corrector_step_size(model_output, noise, snr, norm=norm, xp=xp), sample.ndim, xp=xp)
     x = _as_compute(sample, dtype, xp=xp)
     prev_mean = x + step * _as_compute(model_output, dtype, xp=xp)
     prev = prev_mean + ((step * 2) ** 0.5) * _as_compute(noise, dtype, xp=xp)

@@ -50,6 +50,19 @@ class Adapter:
         """
         raise NotImplementedError
 
+    def make_generator(self, generator: Any, device: Any = None) -> Any:
+        """Turn what a user passed as ``generator`` (an int seed, ``None``, or the framework's own generator)
+        into a source that gives fresh numbers on every draw: a stateful generator, or a JAX key that
+        :meth:`split` then advances. A loop calls this once, then :meth:`split` before every draw."""
+        return generator
+
+    def split(self, generator: Any) -> tuple[Any, Any]:
+        """``(draw_from, carry_on)``: what to draw the next noise from, and what to keep for the draws after.
+
+        A stateful generator advances itself, so both are ``generator``; a JAX key is split in two.
+        """
+        return generator, generator
+
     def normal_like(self, generator: Any, x: Array, *, dtype: Any = None) -> Array:
         """Noise with the shape, device (and dtype unless given) of ``x``."""
         return self.normal(generator, tuple(x.shape), dtype=x.dtype if dtype is None else dtype, device=device_of(x), like=x)
@@ -57,6 +70,21 @@ class Adapter:
     def to_device(self, x: Array, device: Any) -> Array:
         """Move ``x`` to ``device``."""
         return to_device(x, device)
+
+    # Fused fast paths. They compute exactly what sdeve.updates computes, in fewer passes over memory; the
+    # conformance suite checks them against the core. ``None`` means "no fast path here: use the core".
+    # ``owns_noise`` says the noise buffer was drawn for this call and may be overwritten.
+    def predictor_update(
+        self, sample: Array, model_output: Array, noise: Array, sigma: Any, adjacent_sigma: Any, *, owns_noise: bool
+    ) -> tuple[Array, Array] | None:
+        """A fused :func:`sdeve.updates.predictor_update`, or ``None``."""
+        return None
+
+    def corrector_update(
+        self, sample: Array, model_output: Array, noise: Array, snr: float, *, norm: str, owns_noise: bool
+    ) -> tuple[Array, Array] | None:
+        """A fused :func:`sdeve.updates.corrector_update`, or ``None``."""
+        return None
 
 
 class FallbackAdapter(Adapter):
@@ -69,6 +97,9 @@ class FallbackAdapter(Adapter):
 
     def __init__(self, xp: Any = None) -> None:
         self.xp = xp
+
+    def make_generator(self, generator: Any, device: Any = None) -> Any:
+        return numpy_generator(generator)
 
     def normal(self, generator: Any, shape: tuple[int, ...], *, dtype: Any, device: Any = None, like: Array | None = None) -> Array:
         xp = self.xp if self.xp is not None else array_namespace(like)

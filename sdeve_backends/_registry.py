@@ -24,6 +24,10 @@ _ADAPTERS: dict[str, tuple[Callable[[Any], bool], Callable[[Any], bool], str]] =
 }
 
 
+# Looked up on every step: the adapter depends only on the array's type.
+_ADAPTER_BY_TYPE: dict[type, Adapter] = {}
+
+
 def adapter_names() -> tuple[str, ...]:
     """Frameworks with an adapter of their own."""
     return tuple(_ADAPTERS)
@@ -53,10 +57,17 @@ def adapter_for(obj: Any) -> Adapter:
             if is_namespace(obj):
                 return _load(name)
         return FallbackAdapter(obj)
+    cached = _ADAPTER_BY_TYPE.get(type(obj))
+    if cached is not None:
+        return cached
     for name, (is_array, _, _) in _ADAPTERS.items():
         if is_array(obj):
-            return _load(name)
-    return FallbackAdapter(compat.array_namespace(obj))
+            adapter = _load(name)
+            break
+    else:
+        adapter = FallbackAdapter(compat.array_namespace(obj))
+    _ADAPTER_BY_TYPE[type(obj)] = adapter
+    return adapter
 
 
 def noise_like(generator: Any, x: Any, *, dtype: Any = None) -> Any:

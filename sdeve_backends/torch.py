@@ -7,6 +7,7 @@ seed it gives diffusers' numbers. Where diffusers is wrong it is right instead (
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -43,6 +44,8 @@ def randn(
     example each (shape ``(1, ...)``) and concatenates. Unlike diffusers, a CUDA generator with a CPU
     ``device`` draws on its own device and moves the result, rather than raising.
     """
+    if isinstance(generator, torch.Generator) and device is not None and generator.device == device:
+        return torch.randn(shape, generator=generator, device=device, dtype=dtype)  # the common case, fast
     device = torch.device(device) if device is not None else torch.device("cpu")
     generator = _as_generator(generator, device)
     first = generator[0] if isinstance(generator, list) and generator else generator
@@ -63,8 +66,87 @@ class TorchAdapter(Adapter):
 
     name = "torch"
 
+    def make_generator(self, generator: Any, device: Any = None) -> Any:
+        """An int seed becomes a ``torch.Generator`` on ``device``; generators (and ``None``: torch's global
+        generator) are kept."""
+        return _as_generator(generator, torch.device(device) if device is not None else torch.device("cpu"))
+
     def normal(self, generator: Any, shape: tuple[int, ...], *, dtype: Any, device: Any = None, like: Any = None) -> torch.Tensor:
         return randn(tuple(shape), generator, device=device, dtype=dtype)
+
+    # Fused updates: x + c * y in one kernel (torch.add with alpha for a host scalar, addcmul for a device
+    # coefficient), and the noise buffer reused for prev_sample when it was drawn for this call. Same formulas
+    # as sdeve.updates; half precision and autograd fall back to the core, which upcasts to float32.
+    @staticmethod
+    def _fusable(*tensors: torch.Tensor) -> bool:
+        first = tensors[0]
+        dtype, device = first.dtype, first.device
+        if dtype not in (torch.float32, torch.float64):
+            return False
+        for t in tensors:
+            if t.dtype != dtype or t.device != device or t.layout != torch.strided or t.requires_grad:
+                return False
+        return True
+
+    @staticmethod
+    def _axpy(x: torch.Tensor, coefficient: Any, y: torch.Tensor, out: torch.Tensor | None) -> torch.Tensor:
+        """``x + coefficient * y`` in one pass; ``coefficient`` a float, a 0-d tensor or a broadcastable one."""
+        if isinstance(coefficient, float):
+            return torch.add(x, y, alpha=coefficient, out=out) if out is not None else torch.add(x, y, alpha=coefficient)
+        coefficient = coefficient.to(x.dtype)
+        return torch.addcmul(x, coefficient, y, out=out) if out is not None else torch.addcmul(x, coefficient, y)
+
+    @staticmethod
+    def _per_example(coefficient: Any, ndim: int) -> Any:
+        if isinstance(coefficient, float) or coefficient.ndim == 0:
+            return coefficient
+        return coefficient.reshape((coefficient.shape[0],) + (1,) * (ndim - 1))
+
+    def predictor_update(
+        self, sample: Any, model_output: Any, noise: Any, sigma: Any, adjacent_sigma: Any, *, owns_noise: bool
+    ) -> tuple[torch.Tensor, torch.Tensor] | None:
+        if not self._fusable(sample, model_output, noise):
+            return None
+        if isinstance(sigma, float) and isinstance(adjacent_sigma, float):
+            diffusion: Any = math.sqrt(sigma * sigma - adjacent_sigma * adjacent_sigma)
+            drift_scale: Any = diffusion * diffusion
+        else:
+            sigma = torch.as_tensor(sigma, dtype=sample.dtype, device=sample.device)
+            adjacent_sigma = torch.as_tensor(adjacent_sigma, dtype=sample.dtype, device=sample.device)
+            diffusion = self._per_example(torch.sqrt(sigma * sigma - adjacent_sigma * adjacent_sigma), sample.ndim)
+            drift_scale = diffusion * diffusion
+        prev_mean = self._axpy(sample, drift_scale, model_output, None)
+        prev = self._axpy(prev_mean, diffusion, noise, noise if owns_noise and noise.is_contiguous() else None)
+        return prev, prev_mean
+
+    def corrector_update(
+        self, sample: Any, model_output: Any, noise: Any, snr: float, *, norm: str, owns_noise: bool
+    ) -> tuple[torch.Tensor, torch.Tensor] | None:
+        if not self._fusable(sample, model_output, noise) or sample.ndim < 1:
+            return None
+        step: Any
+        if sample.shape[0] == 1:
+            # One example: its norm is the batch mean; skip the per-example reduction and the mean.
+            grad_norm, noise_norm = torch.linalg.vector_norm(model_output), torch.linalg.vector_norm(noise)
+        else:
+            dims = tuple(range(1, sample.ndim))
+            grad_norm = torch.linalg.vector_norm(model_output, dim=dims) if dims else model_output.abs()
+            noise_norm = torch.linalg.vector_norm(noise, dim=dims) if dims else noise.abs()
+            if norm == "batch":
+                grad_norm, noise_norm = grad_norm.mean(), noise_norm.mean()
+        if norm == "batch" and sample.device.type == "cpu":
+            # On the CPU a read is free: the scalar step size in Python float64, as the core does there.
+            g, n = float(grad_norm), float(noise_norm)
+            step = (float(snr) * n / g) ** 2 * 2 if g > 0 else 0.0
+            noise_scale: Any = math.sqrt(step * 2)
+        else:
+            positive = grad_norm > 0
+            ratio = float(snr) * noise_norm / torch.where(positive, grad_norm, torch.ones_like(grad_norm))
+            step = self._per_example(torch.where(positive, ratio * ratio * 2, torch.zeros_like(ratio)), sample.ndim)
+            noise_scale = torch.sqrt(step * 2)
+        prev_mean = self._axpy(sample, step, model_output, None)
+        prev = self._axpy(prev_mean, noise_scale, noise, noise if owns_noise and noise.is_contiguous() else None)
+        return prev, prev_mean
 
 
 ADAPTER = TorchAdapter()

@@ -82,7 +82,7 @@ def adjacent_sigmas(discrete_sigmas: Array, index: Array | int, *, xp: Namespace
     xp = array_namespace(discrete_sigmas) if xp is None else xp
     if isinstance(index, int):
         if index == 0:
-            return xp.zeros((), dtype=discrete_sigmas.dtype, device=discrete_sigmas.device)
+            return xp.zeros_like(discrete_sigmas[0])  # not .device: Dask arrays have none
         return discrete_sigmas[index - 1]
     below = xp.take(discrete_sigmas, xp.maximum(index - 1, xp.zeros_like(index)), axis=0)
     return xp.where(index == 0, xp.zeros_like(below), below)

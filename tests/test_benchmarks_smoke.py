@@ -1,0 +1,74 @@
+"""``python -m benchmarks --quick`` runs and writes well-formed JSON. A smoke test of the harness only: no
+timing is asserted (benchmarks are not timed tests)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _positive(x: object) -> bool:
+    return isinstance(x, (int, float)) and math.isfinite(x) and x > 0
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, str]:
+    pytest.importorskip("torch")
+    out = tmp_path_factory.mktemp("bench") / "quick.json"
+    env = dict(os.environ, PYTHONWARNINGS="ignore")
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--quick", "--json", str(out),
+         "--backends", "numpy,torch,jax,dask,array_api_strict"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return json.loads(out.read_text(encoding="utf-8")), proc.stdout
+
+
+def test_json_structure(quick_run: tuple[dict, str]) -> None:
+    payload, _ = quick_run
+    assert {"machine", "settings", "rows", "checks", "skipped", "elapsed_s"} <= set(payload)
+    assert payload["settings"]["quick"] is True
+    assert payload["machine"]["cpu"] and payload["machine"]["cores"]
+    assert payload["rows"], "no rows measured"
+    for row in payload["rows"]:
+        assert {"group", "op", "backend", "front_end", "shape", "times", "ratios"} <= set(row)
+        assert row["times"] and row["ratios"]
+        for timing in row["times"].values():
+            assert _positive(timing["median_s"]) and _positive(timing["min_s"])
+            assert timing["samples"] >= 1 and timing["number"] >= 1
+        for name, ratio in row["ratios"].items():
+            assert _positive(ratio["value"]), name
+            assert set(ratio["numerator"]) | set(ratio["denominator"]) <= set(row["times"])
+            assert ratio["met"] in (True, False, None)
+    for item in payload["skipped"]:
+        assert item["reason"]
+
+
+def test_rows_of_issue_5_present(quick_run: tuple[dict, str]) -> None:
+    payload, _ = quick_run
+    rows = payload["rows"]
+    have = {(r["group"], r["op"], r["backend"]) for r in rows}
+    for op in ("step_pred", "step_correct"):
+        if any(s["backend"] == "torch" and s["group"] == "diffusers" for s in payload["skipped"]):
+            break
+        assert ("diffusers", op, "torch") in have
+        assert ("floor", op, "numpy") in have
+    groups = {r["group"] for r in rows}
+    assert {"floor", "overhead"} <= groups
+    floor_ratios = [r["ratios"] for r in rows if r["group"] == "floor"]
+    assert all("ours/floor" in ratios for ratios in floor_ratios)
+
+
+def test_markdown_printed(quick_run: tuple[dict, str]) -> None:
+    _, stdout = quick_run
+    assert stdout.startswith("Machine: ")
+    assert "| group | operation | backend · front end |" in stdout

@@ -3,8 +3,9 @@
 The model is the exact score of Gaussian data ``N(0, I)`` noised to level ``sigma``:
 ``score(x, sigma) = -x / (1 + sigma^2)``. Both loops run the same body (corrector then predictor, as
 diffusers' ``ScoreSdeVePipeline``): split the key, score, ``step_correct``, score, ``step_pred``. The compiled
-loop is ``sdeve_backends.jax.sample`` when the sampler exists, else a ``jax.lax.fori_loop`` over
-:class:`~sdeve_backends.jax.FlaxScoreSdeVeScheduler` built here. The stepped loop calls the jitted step methods
+loop is a ``jax.lax.fori_loop`` over :class:`~sdeve_backends.jax.FlaxScoreSdeVeScheduler` built here
+(:func:`loops`) and, where the sampler exists, ``sdeve_backends.jax.sample`` (:func:`sampler_loops`, stepped:
+``sdeve.sample`` with a callback, which makes it step from Python). The stepped loop calls the jitted step methods
 (and a jitted model and key split) once per step from a Python ``for`` over the schedule, unstacked beforehand:
 the strongest stepped baseline, each call one dispatch.
 """
@@ -15,11 +16,12 @@ from collections.abc import Callable
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from sdeve_backends.jax import FlaxScoreSdeVeScheduler
 
-__all__ = ["linear_score", "loops"]
+__all__ = ["batch_linear_score", "linear_score", "loops", "sampler_loops"]
 
 
 def linear_score(x: jax.Array, sigma: jax.Array) -> jax.Array:
@@ -55,14 +57,7 @@ def loops(device: Any, shape: tuple[int, ...], steps: int) -> tuple[Callable[[],
     def compiled_loop(x: Any, key: Any) -> Any:
         return jax.lax.fori_loop(0, steps, body, (x, x, key))[1]
 
-    note = "compiled: lax.fori_loop over FlaxScoreSdeVeScheduler built in benchmarks (sdeve_backends.jax.sample absent)"
-    try:
-        from sdeve_backends.jax import sample as jax_sample  # type: ignore[attr-defined]
-    except ImportError:
-        jax_sample = None
-    if jax_sample is not None:
-        note = ("sdeve_backends.jax.sample exists, but its call is not wired in yet: compiled loop built in "
-                "benchmarks")
+    note = "lax.fori_loop over FlaxScoreSdeVeScheduler, built in benchmarks"
 
     jit_correct = jax.jit(scheduler.step_correct, static_argnames=("return_dict",))
     jit_pred = jax.jit(scheduler.step_pred, static_argnames=("return_dict",))
@@ -83,3 +78,32 @@ def loops(device: Any, shape: tuple[int, ...], steps: int) -> tuple[Callable[[],
         return x_mean
 
     return (lambda: compiled_loop(x0, key0)), stepped, note
+
+
+def batch_linear_score(x: jax.Array, sigma: jax.Array) -> jax.Array:
+    """:func:`linear_score` for the sampler's model signature: ``sigma`` of shape ``(B,)``."""
+    s = jnp.reshape(sigma, (-1,) + (1,) * (x.ndim - 1))
+    return -x / (1 + s * s)
+
+
+def sampler_loops(device: Any, shape: tuple[int, ...], steps: int) -> tuple[Callable[[], Any], Callable[[], Any], str] | None:
+    """``(compiled, stepped, note)`` through the library's sampler, or ``None`` where it is absent: compiled
+    is ``sdeve_backends.jax.sample`` as a user calls it (one call, compilation included if it recompiles),
+    stepped is ``sdeve.sample`` with a callback (the step-by-step path)."""
+    try:
+        import sdeve
+        from sdeve_backends.jax import sample as jax_sample  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    generic_sample = getattr(sdeve, "sample", None)
+    if generic_sample is None:
+        return None
+    kwargs = {"num_inference_steps": steps, "generator": 0, "device": device, "xp": jnp}
+
+    def compiled() -> Any:
+        return jax_sample(batch_linear_score, shape, **kwargs)
+
+    def stepped() -> Any:
+        return generic_sample(batch_linear_score, shape, callback=lambda info: None, **kwargs)
+
+    return compiled, stepped, "sdeve_backends.jax.sample vs sdeve.sample(callback=...) (stepped)"

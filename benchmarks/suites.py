@@ -243,12 +243,24 @@ def jax_loop_group(settings: Settings) -> Result:
         if kit is None:
             continue
         for shape in settings.loop_shapes:
-            compiled, stepped, note = _jax_loop.loops(kit.device, shape, settings.loop_steps)
-            times = settings.time({"compiled": kit.case(compiled), "stepped": kit.case(stepped)},
-                                  repeats=max(3, settings.repeats // 3))
-            ratio = _ratio(times, "stepped/compiled", ["stepped"], ["compiled"], (">=", 10.0))
-            result.rows.append(Row("jax_loop", f"pc_loop({settings.loop_steps} steps)", name, "flax", shape, times,
-                                   [ratio], note=note))
+            variants = [("flax (fori_loop built here)", _jax_loop.loops(kit.device, shape, settings.loop_steps))]
+            library = _jax_loop.sampler_loops(kit.device, shape, settings.loop_steps)
+            if library is None:
+                result.skips.append(Skip("jax_loop", "pc_loop (sampler)", name,
+                                         "sdeve.sample / sdeve_backends.jax.sample not available"))
+            else:
+                variants.append(("sdeve.sample", library))
+            for front_end, (compiled, stepped, note) in variants:
+                try:
+                    times = settings.time({"compiled": kit.case(compiled), "stepped": kit.case(stepped)},
+                                          repeats=2 if settings.quick else max(3, settings.repeats // 3))
+                except Exception as exc:  # noqa: BLE001
+                    result.skips.append(Skip("jax_loop", f"pc_loop ({front_end})", name,
+                                             f"failed: {type(exc).__name__}: {exc}"))
+                    continue
+                ratio = _ratio(times, "stepped/compiled", ["stepped"], ["compiled"], (">=", 10.0))
+                result.rows.append(Row("jax_loop", f"pc_loop({settings.loop_steps} steps)", name, front_end, shape,
+                                       times, [ratio], note=note))
     return result
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from .config import CONFIG_NAME, ConfigError, SdeVeConfig
 from .outputs import SchedulerOutput, SdeVeOutput
 from .scheduler import ScoreSdeVeScheduler
+from .sampler import SamplerState, sample
 from .updates import add_noise, corrector_step_size, corrector_update, predictor_update
 
 __version__ = "0.1.0"
@@ -17,6 +18,7 @@ __version__ = "0.1.0"
 __all__ = [
     "CONFIG_NAME",
     "ConfigError",
+    "SamplerState",
     "SchedulerOutput",
     "ScoreSdeVeScheduler",
     "SdeVeConfig",
@@ -26,4 +28,5 @@ __all__ = [
     "corrector_step_size",
     "corrector_update",
     "predictor_update",
+    "sample",
 ]

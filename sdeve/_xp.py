@@ -8,6 +8,7 @@ the library needs a compatibility wrapper.
 from __future__ import annotations
 
 import importlib
+import sys
 from types import ModuleType
 from typing import Any
 
@@ -181,15 +182,24 @@ def scalars_on_host(x: Array) -> bool:
 
     That is the case for eager arrays in host memory (NumPy, torch on the CPU, array_api_strict): reading a
     0-d value is free there, and Python arithmetic in float64 replaces a chain of tiny array operations.
-    Never for JAX (so that eager and ``jax.jit`` results are the same program), Dask (lazy) or accelerators
-    (a read would synchronise the device).
+    Never for JAX (so that eager and ``jax.jit`` results are the same program), Dask (lazy), accelerators
+    (a read would synchronise the device), or while ``torch.compile`` traces (a read would break the graph).
     """
+    if _torch_compiling():
+        return False
     key = (type(x), str(device_of(x)))
     cached = _HOST_BY_TYPE_AND_DEVICE.get(key)
     if cached is None:
         cached = is_concrete_on_host(x) and not array_api_compat.is_jax_array(x)
         _HOST_BY_TYPE_AND_DEVICE[key] = cached
     return cached
+
+
+def _torch_compiling() -> bool:
+    """Whether ``torch.compile`` is tracing the caller (torch is only looked up, never imported)."""
+    torch = sys.modules.get("torch")
+    compiler = getattr(torch, "compiler", None) if torch is not None else None
+    return bool(compiler is not None and compiler.is_compiling())
 
 
 def is_concrete_on_host(x: Array) -> bool:

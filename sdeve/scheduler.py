@@ -438,6 +438,45 @@ class ScoreSdeVeScheduler:
                 sigma = xp.reshape(sigma, ())
         return _updates.add_noise(original_samples, noise, sigma, xp=xp)
 
+    # ------------------------------------------------------------------ generic init/step (Bumblebee's behaviour)
+    def init(
+        self, num_inference_steps: int, sample_shape: Any, generator: Any = None, xp: Namespace | str | None = None,
+        device: Any = None,
+    ) -> tuple[Any, Array]:
+        """Start a sampling loop that any model loop can drive (Bumblebee's ``init``; see :func:`sdeve.sample`).
+
+        Returns ``(state, sigmas)``: ``state`` is a :class:`sdeve.sampler.SamplerState` (a pytree on JAX)
+        holding the step counter and the noise source (``generator``: the framework's generator, a JAX key, or
+        an int seed); ``sigmas``, shape ``(N * (correct_steps + 1),)``, is the noise level to give the model at
+        every step, in order. ``xp``/``device`` default to the scheduler's. Start from
+        :meth:`initial_sample` (or your own ``sigma_max * N(0, I)``), then call :meth:`step` once per entry
+        of ``sigmas``.
+        """
+        from .sampler import init_state  # noqa: PLC0415 - sampler imports this module
+
+        return init_state(self, num_inference_steps, sample_shape, generator=generator,
+                          xp=self._xp if xp is None else self._resolve_xp(xp),
+                          device=self._device if xp is None and device is None else device)
+
+    def initial_sample(self, state: Any, dtype: Any = None) -> tuple[Any, Array]:
+        """``(state, sigma_max * z)``: the starting sample drawn from the state's noise source (the same draw
+        :func:`sdeve.sample` makes first, so that equal generators give equal results)."""
+        from .sampler import initial_state_sample  # noqa: PLC0415
+
+        return initial_state_sample(self, state, dtype)
+
+    def step(self, state: Any, sample: Array, model_output: Array) -> tuple[Any, Array]:
+        """``(state, sample)`` after the update that comes next: one of ``correct_steps`` Langevin corrector
+        updates, then the predictor update, per timestep; the last step returns the denoised mean.
+
+        ``model_output`` is the score at ``sample`` and level ``sigmas[k]``, ``k`` the number of steps taken.
+        The counter lives in ``state``; no Python branch reads it, so ``jax.jit(scheduler.step)`` works and a
+        CUDA loop does not synchronise.
+        """
+        from .sampler import step_state  # noqa: PLC0415
+
+        return step_state(self, state, sample, model_output)
+
     # ------------------------------------------------------------------ persistence (diffusers' names)
     def save_config(self, save_directory: str | os.PathLike[str], push_to_hub: bool = False, **kwargs: Any) -> None:
         """Write ``scheduler_config.json`` (diffusers' format) into ``save_directory``."""

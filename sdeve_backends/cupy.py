@@ -29,6 +29,10 @@ class CupyAdapter(Adapter):
 
     name = "cupy"
 
+    def make_generator(self, generator: Any, device: Any = None) -> Any:
+        with (device if isinstance(device, cupy.cuda.Device) else cupy.cuda.Device()):
+            return _generator(generator)
+
     def normal(self, generator: Any, shape: tuple[int, ...], *, dtype: Any, device: Any = None, like: Any = None) -> Any:
         dtype = np.dtype(dtype)
         draw_dtype = dtype if dtype in (np.float32, np.float64) else np.dtype(np.float32)

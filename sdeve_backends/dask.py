@@ -31,6 +31,9 @@ class DaskAdapter(Adapter):
 
     name = "dask"
 
+    def make_generator(self, generator: Any, device: Any = None) -> Any:
+        return _generator(generator)
+
     def normal(self, generator: Any, shape: tuple[int, ...], *, dtype: Any, device: Any = None, like: Any = None) -> da.Array:
         if any(s is None or (isinstance(s, float) and math.isnan(s)) for s in shape):
             raise ValueError(f"cannot draw noise for a Dask array of unknown shape {shape}; call compute_chunk_sizes() first")

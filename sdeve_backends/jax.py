@@ -63,6 +63,20 @@ class JaxAdapter(Adapter):
 
     name = "jax"
 
+    def make_generator(self, generator: Any, device: Any = None) -> jax.Array:
+        """A PRNG key (see :func:`as_key`)."""
+        return as_key(generator)
+
+    def split(self, generator: Any) -> tuple[jax.Array, jax.Array]:
+        """``(key to draw from, key to carry on)``: ``jax.random.split``, so no key is used twice."""
+        later, now = jax.random.split(as_key(generator))
+        return now, later
+
+    def compiled_loop(self, run: Any) -> jax.Array | None:
+        """All timesteps of a :func:`sdeve.sample` run as one compiled program, or ``None`` when the model is
+        not traceable (``sdeve.sample`` then runs step by step)."""
+        return _compiled_loop(run, strict=False)
+
     def normal(self, generator: Any, shape: tuple[int, ...], *, dtype: Any, device: Any = None, like: Any = None) -> jax.Array:
         noise = jax.random.normal(as_key(generator), tuple(shape), dtype=dtype)
         if device is not None and not isinstance(noise, jax.core.Tracer):
@@ -264,3 +278,72 @@ class FlaxScoreSdeVeScheduler:
         """``(scheduler, state)`` from a local ``scheduler_config.json``, as diffusers' Flax ``from_pretrained``."""
         scheduler = cls.from_config(SdeVeConfig.load(pretrained_model_name_or_path, subfolder=subfolder), **kwargs)
         return scheduler, scheduler.create_state()
+
+
+# ---------------------------------------------------------------------- sampling: pytree state, compiled loop
+from sdeve import sampler as _sampler  # noqa: E402 - after the adapter, which the sampler looks up lazily
+
+jax.tree_util.register_dataclass(
+    _sampler.SamplerState, data_fields=["counter", "generator", "discrete_sigmas"], meta_fields=["sample_shape"]
+)
+
+# Raised while tracing a model that is not a pure JAX function (it reads values, converts to NumPy, ...).
+_UNTRACEABLE = (
+    jax.errors.ConcretizationTypeError,
+    jax.errors.TracerArrayConversionError,
+    jax.errors.TracerBoolConversionError,
+    jax.errors.TracerIntegerConversionError,
+)
+
+
+def _compiled_loop(run: Any, *, strict: bool) -> jax.Array | None:
+    """Run all timesteps of a prepared :func:`sdeve.sample` run as one XLA program (``lax.fori_loop``).
+
+    Same key discipline and the same :func:`sdeve.sampler.pc_timestep` as the step-by-step loop, so the
+    numbers agree with it to rounding. Returns ``None`` (or raises, when ``strict``) if ``run.model`` cannot
+    be traced.
+    """
+
+    def program(x: jax.Array, key: jax.Array, arrays: tuple[Any, ...]) -> jax.Array:
+        known, mask, model_sigmas, discrete = arrays
+        plan = dataclasses.replace(run.plan, model_sigmas=model_sigmas, discrete=discrete)
+
+        def body(i: jax.Array, carry: tuple[jax.Array, jax.Array, jax.Array]) -> tuple[jax.Array, jax.Array, jax.Array]:
+            x, _, key = carry
+            noises, key = run.draw_all(key)
+            x, x_mean = _sampler.pc_timestep(run.model, x, i, noises, plan, known=known, mask=mask, xp=jnp)
+            return x, x_mean, key
+
+        x, x_mean, _ = jax.lax.fori_loop(run.start, run.plan.num_steps, body, (x, x, key))
+        return x_mean if run.denoise else x
+
+    arrays = (run.known, run.mask, run.plan.model_sigmas, run.plan.discrete)
+    try:
+        return jax.jit(program)(run.x, run.generator, arrays)
+    except _UNTRACEABLE as exc:
+        if strict:
+            raise TypeError(
+                f"sdeve_backends.jax.sample needs a model written in JAX (traceable by jax.jit): {exc}"
+            ) from exc
+        return None
+
+
+def sample(model: Any, shape: Any, **kwargs: Any) -> jax.Array:
+    """:func:`sdeve.sample` for a JAX model, with the whole loop compiled into one program.
+
+    Same arguments as :func:`sdeve.sample` (``generator`` a PRNG key or an int seed), less ``progress`` and
+    ``callback``, which need the host between steps. The model must be traceable by ``jax.jit``.
+    ``sdeve.sample`` takes this path by itself for JAX arrays when no callback or progress bar is asked for.
+    """
+    for name in ("progress", "callback"):
+        if kwargs.get(name):
+            raise TypeError(f"{name} is not available in the compiled loop: use sdeve.sample(...) for it")
+        kwargs.pop(name, None)
+    kwargs.setdefault("xp", jnp)
+    run = _sampler.prepare(model, shape, **kwargs)
+    out = _compiled_loop(run, strict=True)
+    assert out is not None
+    return out
+
+
+__all__ += ["sample"]

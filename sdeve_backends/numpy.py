@@ -18,6 +18,9 @@ class NumpyAdapter(Adapter):
 
     name = "numpy"
 
+    def make_generator(self, generator: Any, device: Any = None) -> Any:
+        return numpy_generator(generator)
+
     def normal(self, generator: Any, shape: tuple[int, ...], *, dtype: Any, device: Any = None, like: Any = None) -> np.ndarray:
         if device not in (None, "cpu"):
             raise ValueError(f"NumPy arrays live on 'cpu', got device={device!r}")

@@ -132,7 +132,7 @@ def markdown(rows: list[Row], checks: list[Check], skips: list[Skip], info: Mapp
     ]
     for row in rows:
         for ratio in row.ratios:
-            ours = " + ".join(ratio.numerator)
+            ours = "floor" if ratio.numerator == ["draw", "copy"] else " + ".join(ratio.numerator)
             ours_time = format_seconds(sum(row.times[n].median for n in ratio.numerator))
             ours_cell = ours_time if ratio.numerator == ["ours"] else f"{ours} {ours_time}"
             target = "" if ratio.target is None else f"{ratio.target[0]} {ratio.target[1]:g}"

@@ -8,6 +8,7 @@ the sample's namespace, device and dtype.
 
 from __future__ import annotations
 
+import importlib
 import math
 import os
 from collections.abc import Mapping
@@ -143,6 +144,17 @@ class ScoreSdeVeScheduler:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__} {self._config.to_json_string()}"
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Modules do not pickle (copy.deepcopy, multiprocessing): keep the namespace by its module name; the
+        # per-namespace cache (keyed by modules) is rebuilt on demand.
+        state = self.__dict__.copy()
+        state["_xp"] = self._xp.__name__
+        state["_discrete_cache"] = {}
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state, _xp=importlib.import_module(state["_xp"]))
 
     # ------------------------------------------------------------------ schedule
     def _build_timesteps(self, xp: Namespace, device: Any) -> Array:

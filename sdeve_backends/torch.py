@@ -13,6 +13,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from sdeve import schedule as _schedule
+from sdeve._xp import namespace_name
+from sdeve.config import SdeVeConfig
 from sdeve.outputs import SchedulerOutput, SdeVeOutput
 from sdeve.scheduler import ScoreSdeVeScheduler as _CoreScheduler
 
@@ -152,6 +155,40 @@ class TorchAdapter(Adapter):
 ADAPTER = TorchAdapter()
 
 
+class FrozenConfig(dict):  # type: ignore[type-arg]
+    """``scheduler.config`` as diffusers' ``FrozenDict``: a read-only ``dict`` of the six settings with attribute
+    access (``config.correct_steps``). Being a ``dict`` is what diffusers' ``AnyScheduler.from_config(config)``
+    requires (it treats anything else as a Hub path). The :class:`sdeve.SdeVeConfig` behind it is ``.sdeve``;
+    its methods (``replace``, ``to_json_string``, ``save``, ...) are forwarded."""
+
+    def __init__(self, config: SdeVeConfig) -> None:
+        super().__init__(config.to_dict())
+        object.__setattr__(self, "sdeve", config)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or name == "sdeve":
+            raise AttributeError(name)
+        if name in self:
+            return self[name]
+        return getattr(self.sdeve, name)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, SdeVeConfig):
+            return bool(self.sdeve == other)
+        return dict.__eq__(self, other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __reduce__(self) -> Any:
+        return (FrozenConfig, (self.sdeve,))
+
+    def _read_only(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError("the scheduler's config is read-only; build a new scheduler with from_config(config, **changes)")
+
+    __setattr__ = __setitem__ = __delitem__ = __delattr__ = _read_only  # type: ignore[assignment]
+    update = pop = popitem = setdefault = clear = _read_only  # type: ignore[assignment]
+
+
 class ScoreSdeVeScheduler(_CoreScheduler):
     """Drop-in replacement for ``diffusers.ScoreSdeVeScheduler`` (same constructor, attributes, methods and
     numbers from the same ``torch.Generator`` seed), computed by the sdeve core.
@@ -181,9 +218,41 @@ class ScoreSdeVeScheduler(_CoreScheduler):
     ) -> None:
         super().__init__(num_train_timesteps, snr, sigma_min, sigma_max, sampling_eps, correct_steps, **options)
 
+    @property
+    def config(self) -> FrozenConfig:  # type: ignore[override]
+        """The settings as diffusers' read-only config dict (attribute and key access)."""
+        return FrozenConfig(self._config)
+
     def _schedule_dtype(self, xp: Any, device: Any) -> Any:
         # diffusers holds its schedule in torch's default float32; parity needs the same.
         return torch.float32
+
+    def _build_sigmas(self, xp: Any, device: Any) -> tuple[Any, Any]:
+        # diffusers' digits: levels exp(linspace(log sigma_min, log sigma_max, N)) and sigma(t) =
+        # sigma_min * (sigma_max / sigma_min) ** t, both in float32 on the CPU (diffusers loops over t; the
+        # vectorised pow agrees to an ulp). Adjacent levels are close, so g^2 = sigma_j^2 - sigma_{j-1}^2
+        # cancels (to ~1% of sigma^2 at N=2000): levels rounded from float64 differ from diffusers' by an ulp
+        # or two, which moves step_pred's result by up to 3e-5 relative.
+        if namespace_name(xp) != "torch" or self._sigmas_recipe is None:
+            return super()._build_sigmas(xp, device)
+        (steps, eps), levels, sigma_min, sigma_max = self._sigmas_recipe
+        times = _schedule.timesteps(steps, eps, xp=xp, dtype=torch.float32)
+        sigmas = sigma_min * (sigma_max / sigma_min) ** times
+        discrete = _schedule.discrete_sigmas(levels, sigma_min, sigma_max, xp=xp, dtype=torch.float32)
+        if device is not None:
+            sigmas, discrete = sigmas.to(device), discrete.to(device)
+        return sigmas, discrete
+
+    def _predictor_sigmas(self, timestep: Any, sample: Any, xp: Any) -> tuple[Any, Any]:
+        # diffusers computes g = (sigma**2 - adjacent**2) ** 0.5 in float32; float64 would give other digits
+        # (the subtraction cancels, see _build_sigmas). Compute g its way and hand the update (g, 0), whose
+        # sqrt(g^2 - 0) is g again.
+        sigma, adjacent = super()._predictor_sigmas(timestep, sample, xp)
+        if isinstance(sigma, torch.Tensor):
+            g = torch.sqrt(sigma * sigma - adjacent * adjacent)
+            return g, torch.zeros_like(g)
+        s, a = np.float32(sigma), np.float32(adjacent)
+        return float(np.sqrt(s * s - a * a)), 0.0
 
     def _host_index(self, t: float, num_timesteps: int) -> int:
         # diffusers: (timestep * torch.ones(B) * (M - 1)).long(), all in float32.

@@ -422,10 +422,13 @@ def python_loop(
         bar = tqdm(steps, desc="sampling", unit="step")
         steps = bar
     x, x_mean, generator = run.x, run.x, run.generator
+    settle = getattr(run.adapter, "settle", None)  # lazy backends: materialise each step (Dask)
     try:
         for i in steps:
             noises, generator = run.draw_all(generator)
             x, x_mean = timestep(x, i if index is None else index(i), noises)
+            if settle is not None:
+                x, x_mean = settle(x, x_mean)
             if callback is not None:
                 callback({"i": i, "t": run.host_times[i], "sigma": run.host_sigmas[i], "sample": x, "sample_mean": x_mean})
     finally:

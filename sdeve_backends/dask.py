@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import dask
 import dask.array as da
 import numpy as np
 
@@ -33,6 +34,12 @@ class DaskAdapter(Adapter):
 
     def make_generator(self, generator: Any, device: Any = None) -> Any:
         return _generator(generator)
+
+    def settle(self, *arrays: da.Array) -> tuple[da.Array, ...]:
+        """Called by :func:`sdeve.sample` after every timestep: compute the step into memory (one ``persist``
+        for all, chunks kept), so that a loop of N steps builds N small graphs rather than one graph that
+        grows with every step (building that one is quadratic in N)."""
+        return tuple(dask.persist(*arrays))
 
     def normal(self, generator: Any, shape: tuple[int, ...], *, dtype: Any, device: Any = None, like: Any = None) -> da.Array:
         if any(s is None or (isinstance(s, float) and math.isnan(s)) for s in shape):

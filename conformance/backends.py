@@ -5,22 +5,24 @@ One list, used by ``python -m conformance``, by ``pytest conformance`` and by ``
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib
 from typing import Any
 
 import numpy as np
 
-__all__ = ["BACKENDS", "Backend", "LoadedBackend", "load_backend"]
+__all__ = ["BACKENDS", "CONFORMANCE_BACKENDS", "Backend", "LoadedBackend", "load_backend"]
 
 
 @dataclasses.dataclass(frozen=True)
 class Backend:
     """A namespace on a device. ``gpu`` backends need a CUDA GPU."""
 
-    name: str  # readable id: numpy, numpy_readonly, array_api_strict, torch, torch:cuda, jax, jax:gpu, cupy, dask
+    name: str  # readable id: numpy, numpy_readonly, array_api_strict, torch, torch:cuda, jax, jax:x64, jax:gpu, cupy, dask
     module: str  # the module the user passes as xp
     gpu: bool = False
+    x64: bool = False  # JAX only: run inside ``jax.enable_x64(True)``
 
     @property
     def id(self) -> str:
@@ -39,6 +41,14 @@ BACKENDS: tuple[Backend, ...] = (
     Backend("cupy", "cupy", gpu=True),
 )
 
+# The conformance suite also runs JAX with 64-bit mode on (a context, so the rest of the process keeps
+# JAX's default); ``tests/`` uses BACKENDS, where ``jax`` means JAX as configured.
+CONFORMANCE_BACKENDS: tuple[Backend, ...] = (
+    *BACKENDS[:5],
+    Backend("jax:x64", "jax.numpy", x64=True),
+    *BACKENDS[5:],
+)
+
 
 @dataclasses.dataclass
 class LoadedBackend:
@@ -52,6 +62,19 @@ class LoadedBackend:
     @property
     def name(self) -> str:
         return self.backend.name
+
+    def context(self) -> Any:
+        """The context the backend runs in: ``jax.enable_x64(True)`` for ``jax:x64``, else nothing."""
+        if self.backend.x64:
+            import jax
+
+            return jax.enable_x64(True)
+        return contextlib.nullcontext()
+
+    @property
+    def device_name(self) -> str:
+        """The device as the table prints it."""
+        return "cpu" if self.device is None else str(self.device)
 
     def dtypes(self) -> dict[str, Any]:
         """The floating dtypes this backend has on its device, by name."""
@@ -76,7 +99,7 @@ class LoadedBackend:
         if self.backend.module == "torch":
             import torch
 
-            out = torch.as_tensor(np.ascontiguousarray(values), device=self.device)
+            out = torch.as_tensor(np.array(values, order="C"), device=self.device)
             return out if dtype is None else out.to(dtype)
         if self.backend.module == "jax.numpy":
             import jax
@@ -141,7 +164,7 @@ def load_backend(backend: Backend) -> LoadedBackend:
         if not torch.cuda.is_available():
             raise RuntimeError("no CUDA device")
         device = torch.device("cuda")
-    elif backend.name == "jax":
+    elif backend.name in ("jax", "jax:x64"):
         import jax
 
         device = jax.devices("cpu")[0]

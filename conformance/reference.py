@@ -1,0 +1,172 @@
+"""The float64 reference: REFERENCE.md's formulas in plain NumPy, written without sdeve's core.
+
+Nothing here imports ``sdeve``: every formula is transcribed from the math (Song et al. 2021; diffusers'
+``ScoreSdeVeScheduler``) so that an error in the core cannot be copied into its own yardstick. Noise is an
+argument, as in the core, so a backend and the reference see the same draws. :mod:`conformance.mp` checks
+these functions against an mpmath evaluation at 50 digits, so that the reference is not merely consistent
+with itself.
+
+All arrays are ``float64`` NumPy arrays of shape ``(B, ...)`` (batch first); per-example coefficients have
+shape ``(B,)`` and broadcast over the trailing axes.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "add_noise",
+    "adjacent",
+    "condition_g2",
+    "corrector_step_size",
+    "discrete_sigmas",
+    "g2",
+    "index_of",
+    "sigmas",
+    "step_correct",
+    "step_pred",
+    "timesteps",
+]
+
+F64 = np.float64
+
+
+def _ramp(n: int) -> np.ndarray:
+    """``k / (n - 1)`` for ``k = 0..n-1``; ``[0]`` when ``n == 1`` (numpy.linspace's convention)."""
+    if n == 1:
+        return np.zeros(1, dtype=F64)
+    return np.arange(n, dtype=F64) / F64(n - 1)
+
+
+def timesteps(n: int, sampling_eps: float) -> np.ndarray:
+    """``t_i = 1 + (sampling_eps - 1) * i / (N - 1)``: ``N`` times from 1 down to ``sampling_eps``."""
+    out = 1.0 + (F64(sampling_eps) - 1.0) * _ramp(n)
+    if n > 1:
+        out[-1] = sampling_eps  # the end point exactly, as linspace gives it
+    return out
+
+
+def sigmas(t: np.ndarray, sigma_min: float, sigma_max: float) -> np.ndarray:
+    """``sigma(t) = sigma_min * (sigma_max / sigma_min) ** t``."""
+    return F64(sigma_min) * (F64(sigma_max) / F64(sigma_min)) ** np.asarray(t, dtype=F64)
+
+
+def discrete_sigmas(n: int, sigma_min: float, sigma_max: float) -> np.ndarray:
+    """``exp(log sigma_min + (log sigma_max - log sigma_min) * j / (N - 1))``: geometric, increasing."""
+    lo, hi = math.log(sigma_min), math.log(sigma_max)
+    out = np.exp(lo + (hi - lo) * _ramp(n))
+    out[0] = sigma_min
+    if n > 1:
+        out[-1] = sigma_max
+    return out
+
+
+def index_of(t: Any, num_timesteps: int) -> np.ndarray:
+    """``floor(t * (M - 1))`` per element (float64 arithmetic), as integers."""
+    return np.floor(np.asarray(t, dtype=F64) * F64(num_timesteps - 1)).astype(np.int64)
+
+
+def adjacent(discrete: np.ndarray, j: np.ndarray) -> np.ndarray:
+    """``discrete[j - 1]`` for ``j > 0`` and ``0`` for ``j == 0``."""
+    j = np.asarray(j)
+    below = discrete[np.maximum(j - 1, 0)]
+    return np.where(j == 0, 0.0, below)
+
+
+def _bcast(coef: np.ndarray, ndim: int) -> np.ndarray:
+    coef = np.asarray(coef, dtype=F64)
+    return coef if coef.ndim == 0 else coef.reshape((coef.shape[0],) + (1,) * (ndim - 1))
+
+
+def g2(j: Any, sigma_min: float, sigma_max: float, num_levels: int) -> np.ndarray:
+    """``sigma_j^2 - sigma_{j-1}^2`` (``sigma_{-1} = 0``), computed without cancellation:
+    ``sigma_j^2 * (1 - r^-2) = -sigma_j^2 * expm1(-2 log r)`` with ``log r = log(sigma_max / sigma_min) / (N - 1)``."""
+    j = np.asarray(j)
+    sigma = discrete_sigmas(num_levels, sigma_min, sigma_max)[j]
+    if num_levels == 1:
+        return sigma * sigma
+    log_r = (math.log(sigma_max) - math.log(sigma_min)) / (num_levels - 1)
+    return np.where(j == 0, sigma * sigma, -(sigma * sigma) * math.expm1(-2.0 * log_r))
+
+
+def condition_g2(j: Any, sigma_min: float, sigma_max: float, num_levels: int) -> np.ndarray:
+    """``kappa = (sigma_j^2 + sigma_{j-1}^2) / (sigma_j^2 - sigma_{j-1}^2)``: how much ``sigma^2 - sigma_adj^2``
+    amplifies a relative rounding of the levels (1 at ``j = 0``)."""
+    j = np.asarray(j)
+    if num_levels == 1:
+        return np.ones(j.shape)
+    log_r = (math.log(sigma_max) - math.log(sigma_min)) / (num_levels - 1)
+    r2 = math.exp(-2.0 * log_r)
+    return np.where(j == 0, 1.0, (1.0 + r2) / -math.expm1(-2.0 * log_r))
+
+
+def step_pred(
+    x: np.ndarray,
+    score: np.ndarray,
+    z: np.ndarray,
+    t: Any,
+    num_timesteps: int,
+    sigma_min: float,
+    sigma_max: float,
+    num_levels: int,
+) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """Reverse diffusion: ``j = floor(t (M-1))``, ``g2 = sigma_j^2 - sigma_{j-1}^2``,
+    ``mean = x + g2 * score``, ``prev = mean + sqrt(g2) * z``.
+
+    Returns ``(prev, mean, terms)``: ``terms["prev"]``/``terms["mean"]`` are the per-element sums of the
+    summands' magnitudes (the error scale), ``terms["g2"]`` the coefficients, ``terms["kappa"]`` their
+    conditions and ``terms["level"]`` the levels used.
+    """
+    x, score, z = (np.asarray(a, dtype=F64) for a in (x, score, z))
+    j = index_of(t, num_timesteps)
+    coef = g2(j, sigma_min, sigma_max, num_levels)
+    g2b = _bcast(coef, x.ndim)
+    drift = g2b * score
+    diffusion = np.sqrt(g2b) * z
+    mean = x + drift
+    prev = mean + diffusion
+    terms = {
+        "mean": np.abs(x) + np.abs(drift),
+        "prev": np.abs(x) + np.abs(drift) + np.abs(diffusion),
+        "g2": coef,
+        "kappa": condition_g2(j, sigma_min, sigma_max, num_levels),
+        "level": discrete_sigmas(num_levels, sigma_min, sigma_max)[j],
+    }
+    return prev, mean, terms
+
+
+def _norms(a: np.ndarray) -> np.ndarray:
+    """Per-example L2 norms over all non-batch axes: shape ``(B,)``."""
+    flat = a.reshape(a.shape[0], -1)
+    return np.sqrt(np.sum(flat * flat, axis=1))
+
+
+def corrector_step_size(score: np.ndarray, z: np.ndarray, snr: float) -> float:
+    """``eps = 2 * (snr * mean_b ||z_b|| / mean_b ||score_b||)^2`` (one number for the batch)."""
+    score, z = np.asarray(score, dtype=F64), np.asarray(z, dtype=F64)
+    ratio = F64(snr) * np.mean(_norms(z)) / np.mean(_norms(score))
+    return float(2.0 * ratio * ratio)
+
+
+def step_correct(
+    x: np.ndarray, score: np.ndarray, z: np.ndarray, snr: float
+) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """Langevin: ``mean = x + eps * score``, ``prev = mean + sqrt(2 eps) * z`` with the snr rule for ``eps``."""
+    x, score, z = (np.asarray(a, dtype=F64) for a in (x, score, z))
+    eps = corrector_step_size(score, z, snr)
+    drift = eps * score
+    diffusion = math.sqrt(2.0 * eps) * z
+    mean = x + drift
+    prev = mean + diffusion
+    terms = {"mean": np.abs(x) + np.abs(drift), "prev": np.abs(x) + np.abs(drift) + np.abs(diffusion), "eps": eps}
+    return prev, mean, terms
+
+
+def add_noise(x: np.ndarray, z: np.ndarray, idx: Any, discrete: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``x + discrete[idx] * z``; returns ``(noisy, terms)``."""
+    x, z = np.asarray(x, dtype=F64), np.asarray(z, dtype=F64)
+    scaled = _bcast(discrete[np.asarray(idx)], x.ndim) * z
+    return x + scaled, np.abs(x) + np.abs(scaled)

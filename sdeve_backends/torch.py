@@ -111,12 +111,15 @@ class TorchAdapter(Adapter):
         if not self._fusable(sample, model_output, noise):
             return None
         if isinstance(sigma, float) and isinstance(adjacent_sigma, float):
-            diffusion: Any = math.sqrt(sigma * sigma - adjacent_sigma * adjacent_sigma)
+            diffusion: Any = math.sqrt((sigma - adjacent_sigma) * (sigma + adjacent_sigma))
             drift_scale: Any = diffusion * diffusion
         else:
-            sigma = torch.as_tensor(sigma, dtype=sample.dtype, device=sample.device)
-            adjacent_sigma = torch.as_tensor(adjacent_sigma, dtype=sample.dtype, device=sample.device)
-            diffusion = self._per_example(torch.sqrt(sigma * sigma - adjacent_sigma * adjacent_sigma), sample.ndim)
+            # As the core: sigma^2 - adjacent^2 cancels, so take it in the schedule's dtype when that is wider.
+            wide = torch.promote_types(sigma.dtype, sample.dtype) if isinstance(sigma, torch.Tensor) else sample.dtype
+            sigma = torch.as_tensor(sigma, dtype=wide, device=sample.device)
+            adjacent_sigma = torch.as_tensor(adjacent_sigma, dtype=wide, device=sample.device)
+            g = torch.sqrt((sigma - adjacent_sigma) * (sigma + adjacent_sigma)).to(sample.dtype)
+            diffusion = self._per_example(g, sample.ndim)
             drift_scale = diffusion * diffusion
         prev_mean = self._axpy(sample, drift_scale, model_output, None)
         prev = self._axpy(prev_mean, diffusion, noise, noise if owns_noise and noise.is_contiguous() else None)

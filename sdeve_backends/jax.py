@@ -14,6 +14,7 @@ Compared with the last diffusers release that had it (0.31), which fails on curr
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from typing import Any
 
@@ -124,6 +125,26 @@ class FlaxSdeVeOutput:
         return (self.state, self.prev_sample, self.prev_sample_mean)
 
 
+# The Flax step methods validate in Python and then run one compiled kernel. Eager calls are then a single
+# dispatch, and they give the same bits as `jax.jit(scheduler.step_pred)`: compiled, XLA contracts `a + b * c`
+# into fused multiply-adds (also in the norms' sums of squares), op-by-op eager JAX does not, and no XLA flag
+# turns contraction off; with one compiled kernel both paths run the same program.
+@jax.jit
+def _predictor_kernel(timesteps: jax.Array, discrete: jax.Array, model_output: jax.Array, t: jax.Array,
+                      sample: jax.Array, key: jax.Array) -> tuple[jax.Array, jax.Array]:
+    index = _schedule.timestep_index(t, timesteps.shape[0], xp=jnp)
+    sigma = discrete[index]
+    adjacent = _schedule.adjacent_sigmas(discrete, index, xp=jnp)
+    noise = ADAPTER.normal(key, tuple(sample.shape), dtype=sample.dtype)
+    return _updates.predictor_update(sample, model_output, noise, sigma, adjacent, xp=jnp)
+
+
+@functools.partial(jax.jit, static_argnames=("snr",))
+def _corrector_kernel(model_output: jax.Array, sample: jax.Array, key: jax.Array, *, snr: float) -> jax.Array:
+    noise = ADAPTER.normal(key, tuple(sample.shape), dtype=sample.dtype)
+    return _updates.corrector_update(sample, model_output, noise, snr, xp=jnp)[0]
+
+
 def _static_flag(value: Any, name: str) -> bool:
     if isinstance(value, jax.core.Tracer):
         raise TypeError(f"{name} must be a static Python bool: under jax.jit mark it static (static_argnames=('{name}',))")
@@ -231,11 +252,7 @@ class FlaxScoreSdeVeScheduler:
             raise ValueError(f"timestep must be a scalar or of shape (B,), got {t.shape}")
         if not isinstance(t, jax.core.Tracer) and not bool(jnp.all((t >= 0) & (t <= 1))):
             raise ValueError("timestep must be a continuous time in [0, 1]")
-        index = _schedule.timestep_index(t, state.timesteps.shape[0], xp=jnp)
-        sigma = state.discrete_sigmas[index]
-        adjacent = _schedule.adjacent_sigmas(state.discrete_sigmas, index, xp=jnp)
-        noise = jax.random.normal(as_key(key), sample.shape, dtype=sample.dtype)
-        prev, prev_mean = _updates.predictor_update(sample, model_output, noise, sigma, adjacent, xp=jnp)
+        prev, prev_mean = _predictor_kernel(state.timesteps, state.discrete_sigmas, model_output, t, sample, as_key(key))
         if not return_dict:
             return (prev, prev_mean, state)
         return FlaxSdeVeOutput(state=state, prev_sample=prev, prev_sample_mean=prev_mean)
@@ -253,8 +270,7 @@ class FlaxScoreSdeVeScheduler:
         return_dict = _static_flag(return_dict, "return_dict")
         self._require(state)
         check_pair(model_output, sample)
-        noise = jax.random.normal(as_key(key), sample.shape, dtype=sample.dtype)
-        prev, _ = _updates.corrector_update(sample, model_output, noise, self.config.snr, xp=jnp)
+        prev = _corrector_kernel(model_output, sample, as_key(key), snr=self.config.snr)
         if not return_dict:
             return (prev, state)
         return FlaxSdeVeOutput(state=state, prev_sample=prev)

@@ -32,6 +32,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--groups", type=_csv, help=f"comma-separated subset of: {', '.join(GROUPS)}")
     p.add_argument("--repeats", type=int, help="rounds of interleaved samples (default 11; quick 3)")
     p.add_argument("--min-sample", type=float, dest="min_sample_s", help="seconds a sample lasts at least")
+    p.add_argument("--torch-threads", type=int, metavar="N",
+                   help="torch.set_num_threads(N) first (on a loaded machine torch's thread pool can stall badly)")
     p.add_argument("--scaling", action="store_true",
                    help="instead: time against batch size and steps, print the table, write the plot")
     p.add_argument("--plot", metavar="PATH", default="docs/scaling.png", help="with --scaling: where the plot goes")
@@ -51,6 +53,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     _check_names(args.groups, list(GROUPS), "groups")
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
+    if args.torch_threads:
+        import torch
+
+        torch.set_num_threads(args.torch_threads)
     settings = Settings.make(args.quick, repeats=args.repeats, min_sample_s=args.min_sample_s,
                              backends=args.backends, ops=args.ops)
     if args.scaling:

@@ -79,6 +79,9 @@ def interleaved(
             _sample(cases[name], 1)
     numbers = {}
     for name in names:
+        if min_sample_s <= 0:  # one call per sample: no calibration call
+            numbers[name] = 1
+            continue
         one = max(_sample(cases[name], 1), 1e-7)
         numbers[name] = int(min(max_number, max(1, math.ceil(min_sample_s / one))))
     samples: dict[str, list[float]] = {name: [] for name in names}

@@ -191,8 +191,9 @@ def plot(scaling: dict[str, Any], path: str, info: dict[str, Any]) -> None:
         ax.set_ylabel("seconds per sampling run")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)
+    threads = f", torch threads {info['torch_threads']}" if info.get("torch_threads") else ""
     fig.suptitle(f"sdeve PC sampler, (B, 3, 32, 32) float32, toy linear score — {info.get('cpu')}, "
-                 f"{info.get('usable_cores')} cores", fontsize=9)
+                 f"{info.get('usable_cores')} cores{threads}", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -189,7 +189,7 @@ def floor_group(settings: Settings) -> Result:
         if kit is None:
             continue
         shape = settings.large_gpu if kit.gpu else settings.large
-        for i, front_end in enumerate(front_ends[:2] if settings.quick else front_ends):
+        for i, front_end in enumerate(front_ends[:1] if settings.quick else front_ends):
             for op in ("step_pred", "step_correct"):
                 if not settings.wants_op(op):
                     continue

@@ -26,7 +26,7 @@ def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, str]:
     env = dict(os.environ, PYTHONWARNINGS="ignore")
     proc = subprocess.run(
         [sys.executable, "-m", "benchmarks", "--quick", "--json", str(out),
-         "--backends", "numpy,torch,jax,dask,array_api_strict"],
+         "--backends", "numpy,torch,jax,dask,array_api_strict", "--torch-threads", "1"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False,
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
@@ -72,3 +72,21 @@ def test_markdown_printed(quick_run: tuple[dict, str]) -> None:
     _, stdout = quick_run
     assert stdout.startswith("Machine: ")
     assert "| group | operation | backend · front end |" in stdout
+
+
+def test_scaling_table_and_plot(tmp_path: Path) -> None:
+    """The scaling report and plot from a made-up measurement (no timing run)."""
+    pytest.importorskip("matplotlib")
+    from benchmarks import scaling
+
+    sweeps = {
+        sweep: {name: {"x": xs, "median_s": [1e-3 * x for x in xs], "slope": 1.0} for name in ("numpy", "torch")}
+        for sweep, xs in (("batch", [1, 4, 16]), ("steps", [10, 30, 100]))
+    }
+    payload = {"image": [3, 32, 32], "fixed_steps": 100, "fixed_batch": 4, "sweeps": sweeps,
+               "how": {"numpy": "sdeve.sample"}, "skipped": {"jax": "not installed"}, "repeats": 3}
+    table = scaling.markdown(payload)
+    assert "| numpy | batch |" in table and "| torch | steps |" in table
+    path = tmp_path / "scaling.png"
+    scaling.plot(payload, str(path), {"cpu": "test", "usable_cores": 1})
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

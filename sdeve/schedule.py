@@ -94,9 +94,10 @@ def timestep_index(t: Array, num_timesteps: int, *, xp: Namespace | None = None)
     ``t`` is a real array (any shape) in ``[0, 1]``; the product is taken in ``t``'s dtype, as diffusers does,
     so that an element of a float32 ``timesteps`` array maps to the same index here and there. The clamp only
     matters for values the caller could not validate (traced or on a device); it turns them into the nearest
-    end of the schedule rather than an out-of-range gather.
+    end of the schedule rather than an out-of-range gather; a NaN (which ``clip`` keeps, and whose cast to an
+    integer is undefined: a wrapped-around gather on NumPy/Dask) maps to level 0.
     """
     xp = array_namespace(t) if xp is None else xp
     scaled = xp.floor(t * float(num_timesteps - 1))
-    scaled = xp.clip(scaled, 0.0, float(num_timesteps - 1))
+    scaled = xp.clip(xp.where(xp.isnan(scaled), xp.zeros_like(scaled), scaled), 0.0, float(num_timesteps - 1))
     return xp.astype(scaled, index_dtype(xp, getattr(t, "device", None)))

@@ -7,6 +7,8 @@ import math
 import numbers
 from typing import Any
 
+import numpy as np
+
 from ._xp import Array, Namespace, array_namespace, is_concrete_on_host
 
 __all__ = ["batch_size", "check_float_array", "check_pair", "check_unit_interval", "is_python_scalar"]
@@ -14,7 +16,9 @@ __all__ = ["batch_size", "check_float_array", "check_pair", "check_unit_interval
 
 def is_python_scalar(value: Any) -> bool:
     """True for Python/NumPy real scalars (not bools, not arrays)."""
-    return isinstance(value, numbers.Real) and not isinstance(value, bool) and getattr(value, "ndim", 0) == 0 and not hasattr(value, "__array_namespace__")
+    # NumPy 2 scalars carry __array_namespace__ but are numbers, usable with any library's samples.
+    return (isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)) and getattr(value, "ndim", 0) == 0
+            and (isinstance(value, np.generic) or not hasattr(value, "__array_namespace__")))
 
 
 def batch_size(x: Array, name: str = "sample") -> int:

@@ -43,15 +43,17 @@ The floor
   makes) takes to draw the step's noise, one array of the sample's shape and dtype.
 - ``copy``: the time of the backend's own copy (``torch.Tensor.clone``, ``numpy.ndarray.copy``, ``jnp.copy``,
   ``cupy.ndarray.copy``, Dask ``map_blocks(np.copy).persist()``, ``xp.asarray(x, copy=True)``; allocation
-  included, as a step allocates its outputs) of a float32 array that makes the copy move, reading plus
-  writing, as many bytes as the step must, besides the noise the draw wrote. With ``S`` the bytes of one
+  included, as a step allocates its outputs) of float32 arrays of the sample's size (the last one smaller
+  where needed) that make the copy move, reading plus writing, as many bytes as the step must, besides the
+  noise the draw wrote. Arrays of the sample's size, not one large one, so that the copy allocates as the
+  step does (glibc, for one, maps fresh pages for every allocation over 32 MiB). With ``S`` the bytes of one
   array of the sample's size:
 
   - ``step_pred`` reads ``sample``, ``model_output``, ``noise`` and writes ``prev_sample``,
-    ``prev_sample_mean``: ``5 S``, so the copy is of an array of ``2.5 S`` bytes;
+    ``prev_sample_mean``: ``5 S``, so ``2.5 S`` bytes are copied (two arrays and a half);
   - ``step_correct`` cannot write an element before it has the step size, which needs the norms of
     ``model_output`` and ``noise``: a first pass reads those two (``2 S``), a second reads ``sample``,
-    ``model_output``, ``noise`` and writes ``prev_sample`` (``4 S``): ``6 S``, a copy of ``3 S`` bytes.
+    ``model_output``, ``noise`` and writes ``prev_sample`` (``4 S``): ``6 S``, so ``3 S`` bytes are copied.
 
 Rows of the front ends that take ``noise=`` also time the update alone with the noise given (``update``) and
 report ``copy/update``: the fraction of the copy's bandwidth the update reaches (target ``>= 0.7`` on a GPU,

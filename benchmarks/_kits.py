@@ -153,22 +153,29 @@ class Kit:
             return lambda: self.finish(adapter.normal(generator, shape, dtype=dtype, device=device, like=like))
         return lambda: adapter.normal(generator, shape, dtype=dtype, device=device, like=like)
 
-    def copy(self, elements: int) -> Callable[[], Any]:
-        """This backend's own copy of a fresh float32 array of ``elements`` elements (allocation included,
-        as a step allocates its outputs)."""
-        src = self.array(np.ones(elements, dtype=np.float32))
+    def copy(self, elements: int, piece: int) -> Callable[[], Any]:
+        """This backend's own copy of fresh float32 arrays, ``elements`` elements in all, in arrays of at most
+        ``piece`` elements (the sample's size: a step's outputs are arrays of that size, and one large array
+        would pay costs they do not, e.g. glibc serves allocations over 32 MiB with fresh pages from mmap).
+        Allocation is included, as a step allocates its outputs."""
+        sizes = [piece] * (elements // piece) + ([elements % piece] if elements % piece else [])
+        sources = [self.array(np.ones(n, dtype=np.float32)) for n in sizes]
+        one = self._copy_one()
+        return lambda: [one(src) for src in sources]
+
+    def _copy_one(self) -> Callable[[Any], Any]:
         if self.module == "torch":
-            return src.clone
+            return lambda a: a.clone()
         if self.module == "jax.numpy":
             import jax.numpy as jnp
 
-            return lambda: jnp.copy(src)
+            return jnp.copy
         if self.module == "dask.array":
-            return lambda: src.map_blocks(np.copy).persist()
+            return lambda a: a.map_blocks(np.copy).persist()
         if self.module in ("numpy", "cupy"):
-            return src.copy
+            return lambda a: a.copy()
         xp = self.xp
-        return lambda: xp.asarray(src, copy=True)
+        return lambda a: xp.asarray(a, copy=True)
 
     # -------------------------------------------------------------- front ends
     def steps(self, front_end: str, sample: Any, model_output: Any) -> StepFns:

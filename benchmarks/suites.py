@@ -91,9 +91,9 @@ def _step_cases(kit: Kit, front_end: str, op: str, shape: tuple[int, ...], *, di
         cases["update"] = kit.case(update)
     if diffusers:
         cases["diffusers"] = kit.case(_diffusers_step(kit, op, sample, score))
-    elements = math.prod(shape) * BYTES_MOVED[op] // 2
+    size = math.prod(shape)
     cases["draw"] = kit.case(kit.draw(sample))
-    cases["copy"] = kit.case(kit.copy(elements))
+    cases["copy"] = kit.case(kit.copy(size * BYTES_MOVED[op] // 2, size))
     return cases
 
 

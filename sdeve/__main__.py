@@ -73,7 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--backend", choices=sorted(BACKENDS), default="numpy", help="array library (default: numpy)")
     parser.add_argument("--steps", type=_positive_int, default=None,
                         help=f"timesteps N (default: {DEFAULT_STEPS}; {DASK_STEPS} with dask)")
-    parser.add_argument("--snr", type=_positive_float, default=0.15, help="corrector signal-to-noise ratio (default: 0.15)")
+    parser.add_argument("--snr", type=_positive_float, default=0.15,
+                        help="corrector signal-to-noise ratio (default: 0.15)")
     parser.add_argument("--correct-steps", type=_non_negative_int, default=1,
                         help="Langevin corrector steps per timestep (default: 1)")
     parser.add_argument("--corrector-norm", choices=["batch", "example"], default="batch",
@@ -176,11 +177,11 @@ def main(argv: list[str] | None = None) -> int:
     inline = not args.no_plot and args.backend != "jax"
     start = time.perf_counter()
     out = sample(mixture, (args.batch, 2), generator=args.seed, progress=progress,
-                 callback=record if inline else None, **kwargs)  # type: ignore[arg-type]
+                 callback=record if inline else None, **kwargs)
     samples = _host_array(out)  # also waits for lazy / asynchronous backends
     elapsed = time.perf_counter() - start
     if not args.no_plot and not inline:
-        sample(mixture, (args.batch, 2), generator=args.seed, callback=record, **kwargs)  # type: ignore[arg-type]
+        sample(mixture, (args.batch, 2), generator=args.seed, callback=record, **kwargs)
     snapshots.append((0.0, samples))
 
     exact = mixture.sample(args.batch, generator=args.seed + 1, xp="numpy")
@@ -196,7 +197,8 @@ def main(argv: list[str] | None = None) -> int:
         from ._plot import plot_mixture  # noqa: PLC0415 - matplotlib only when drawing
 
         plot_mixture(args.out, mixture, samples, paths, levels, snapshots, sampled_report,
-                     title=f"sdeve · {args.backend} · {steps} steps · {args.correct_steps} corrector · snr {args.snr:g}")
+                     title=f"sdeve · {args.backend} · {steps} steps · {args.correct_steps} corrector · "
+                           f"snr {args.snr:g}")
         what = f"; {track} trajectories through the noise levels" if track else ""
         print(f"wrote    {args.out} (samples over the true density{what})")
     return 0

@@ -52,7 +52,8 @@ def plot_mixture(
     ax = axes[0]
     ax.imshow(density, extent=(-LIMIT, LIMIT, -LIMIT, LIMIT), origin="lower", cmap="Blues", interpolation="bilinear")
     shown = samples[:4000]
-    ax.scatter(shown[:, 0], shown[:, 1], s=2.5, c="#d62728", alpha=0.55, linewidths=0, label=f"{shown.shape[0]} samples")
+    ax.scatter(shown[:, 0], shown[:, 1], s=2.5, c="#d62728", alpha=0.55, linewidths=0,
+               label=f"{shown.shape[0]} samples")
     ax.set_xlim(-LIMIT, LIMIT)
     ax.set_ylim(-LIMIT, LIMIT)
     ax.set_aspect("equal")

@@ -154,9 +154,8 @@ class GaussianMixture:
 
     def means(self, xp: Namespace | str | None = None, *, device: Any = None, dtype: Any = None) -> Array:
         """The means ``(K, *data_shape)`` in ``xp`` (default NumPy)."""
-        xp = resolve_namespace(xp)
-        dtype = xp.float64 if dtype is None else dtype
-        return xp.asarray(self._means.tolist(), dtype=dtype, device=device)
+        ns = resolve_namespace(xp)
+        return ns.asarray(self._means.tolist(), dtype=ns.float64 if dtype is None else dtype, device=device)
 
     def __repr__(self) -> str:
         return f"GaussianMixture(K={self.num_components}, data_shape={self.data_shape})"
@@ -257,9 +256,14 @@ class GaussianMixture:
             raise ValueError(f"component_noise must have shape (B,) = ({batch},), got {tuple(component_noise.shape)}")
         _, means, var, quantiles = self._params(xp, device_of(noise), dtype)
         c = component_noise if component_noise.dtype == dtype else xp.astype(component_noise, dtype)
-        above = xp.astype(xp.expand_dims(c, axis=1) > xp.expand_dims(quantiles, axis=0), index_dtype(xp, device_of(noise)))
-        component = xp.sum(above, axis=1) if quantiles.shape[0] else xp.zeros((batch,), dtype=above.dtype, device=device_of(noise))
-        out = xp.take(means, component, axis=0) + xp.expand_dims(xp.sqrt(xp.take(var, component, axis=0)), axis=1) * flat
+        device = device_of(noise)
+        above = xp.astype(xp.expand_dims(c, axis=1) > xp.expand_dims(quantiles, axis=0), index_dtype(xp, device))
+        if quantiles.shape[0]:
+            component = xp.sum(above, axis=1)
+        else:  # one component
+            component = xp.zeros((batch,), dtype=above.dtype, device=device)
+        scale = xp.expand_dims(xp.sqrt(xp.take(var, component, axis=0)), axis=1)
+        out = xp.take(means, component, axis=0) + scale * flat
         out = xp.reshape(out, tuple(noise.shape))
         return out if out.dtype == noise.dtype else xp.astype(out, noise.dtype)
 
@@ -269,15 +273,15 @@ class GaussianMixture:
         """``n`` exact samples, shape ``(n, *data_shape)``, drawn with the framework's generator (or seed)."""
         from sdeve_backends import adapter_for  # noqa: PLC0415 - adapters import their framework lazily
 
-        xp = resolve_namespace(xp)
-        dtype = xp.float32 if dtype is None else dtype
-        adapter = adapter_for(xp)
+        ns = resolve_namespace(xp)
+        dtype = ns.float32 if dtype is None else dtype
+        adapter = adapter_for(ns)
         gen = adapter.make_generator(generator, device)
         now, gen = adapter.split(gen)
         noise = adapter.normal(now, (int(n), *self.data_shape), dtype=dtype, device=device)
         now, gen = adapter.split(gen)
         component_noise = adapter.normal(now, (int(n),), dtype=dtype, device=device)
-        return self.sample_from_normals(component_noise, noise, xp=xp)
+        return self.sample_from_normals(component_noise, noise, xp=ns)
 
     # ------------------------------------------------------------------ quality
     def assign(self, x: Array, *, xp: Namespace | None = None) -> Array:
@@ -298,7 +302,8 @@ class GaussianMixture:
         if not bool(host.all(host.isfinite(flat))):
             nan = float("nan")
             k = self.num_components
-            return MixtureReport(n, (0,) * k, (nan,) * k, ((nan,),) * k, (nan,) * k, math.inf, math.inf, math.inf, -math.inf)
+            inf = math.inf
+            return MixtureReport(n, (0,) * k, (nan,) * k, ((nan,),) * k, (nan,) * k, inf, inf, inf, -inf)
         component = self.assign(x, xp=host)
         counts, weights, means, stds = [], [], [], []
         weight_error = mean_error = std_error = 0.0
@@ -346,7 +351,9 @@ def _logsumexp(values: Array, xp: Namespace) -> Array:
     return xp.reshape(top, (-1,)) + xp.log(xp.sum(xp.exp(values - top), axis=1))
 
 
-def ring(num_components: int = 8, radius: float = 4.0, std: float = 0.35, weights: Sequence[float] | None = None) -> GaussianMixture:
+def ring(
+    num_components: int = 8, radius: float = 4.0, std: float = 0.35, weights: Sequence[float] | None = None
+) -> GaussianMixture:
     """A 2-D mixture of ``num_components`` Gaussians evenly spaced on a circle (unequal weights by default,
     so that weight errors show)."""
     if weights is None:

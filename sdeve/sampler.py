@@ -112,7 +112,9 @@ def draws_per_timestep(correct_steps: int, masked: bool) -> int:
     return (correct_steps + 1) * (2 if masked else 1)
 
 
-def _impose_known(x: Array, x_mean: Array, known: Array, mask: Array, level: Array, noise: Array, *, xp: Namespace) -> tuple[Array, Array]:
+def _impose_known(
+    x: Array, x_mean: Array, known: Array, mask: Array, level: Array, noise: Array, *, xp: Namespace
+) -> tuple[Array, Array]:
     """Song et al.'s inpainting constraint: where ``mask`` is 1 the sample becomes ``known`` noised to
     ``level`` (a draw of the forward marginal), and its mean becomes ``known``."""
     noisy = _updates.add_noise(known, noise, level, xp=xp)
@@ -250,10 +252,13 @@ def prepare(
     shape = _check_shape(shape)
     scheduler = ScoreSdeVeScheduler() if scheduler is None else scheduler
     config = getattr(scheduler, "config", None)
-    if config is None or not all(k in config for k in ("snr", "sigma_min", "sigma_max", "sampling_eps", "correct_steps")):
+    fields = ("snr", "sigma_min", "sigma_max", "sampling_eps", "correct_steps")
+    if config is None or not all(k in config for k in fields):
         raise TypeError(f"scheduler must be an sdeve.ScoreSdeVeScheduler, got {type(scheduler).__name__}")
-    steps = _schedule.check_num_steps(config["num_train_timesteps"] if num_inference_steps is None else num_inference_steps)
-    norm = getattr(scheduler, "corrector_norm", "batch") if corrector_norm is None else corrector_norm
+    steps = _schedule.check_num_steps(
+        config["num_train_timesteps"] if num_inference_steps is None else num_inference_steps
+    )
+    norm: CorrectorNorm = getattr(scheduler, "corrector_norm", "batch") if corrector_norm is None else corrector_norm
     if norm not in ("batch", "example"):
         raise ValueError(f"corrector_norm must be 'batch' or 'example', got {norm!r}")
     if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not (0.0 < float(strength) <= 1.0):
@@ -263,51 +268,53 @@ def prepare(
     if mask is not None and init is None:
         raise ValueError("mask needs init: the sample whose known part (mask == 1) is kept (inpainting)")
 
+    ns: Namespace
     if init is not None:
         if not hasattr(init, "shape"):
             raise TypeError(f"init must be an array, got {type(init).__name__}")
-        init_xp = array_namespace(init)
-        if xp is not None and namespace_name(resolve_namespace(xp)) != namespace_name(init_xp):
-            raise TypeError(f"init is a {namespace_name(init_xp)} array but xp={xp!r}")
-        xp = init_xp
+        ns = array_namespace(init)
+        if xp is not None and namespace_name(resolve_namespace(xp)) != namespace_name(ns):
+            raise TypeError(f"init is a {namespace_name(ns)} array but xp={xp!r}")
         if tuple(init.shape) != shape:
             raise ValueError(f"init must have the sample shape {shape}, got {tuple(init.shape)}")
         device = device_of(init) if device is None else device
     else:
-        xp = resolve_namespace(xp)
+        ns = resolve_namespace(xp)
     if dtype is None:
-        dtype = init.dtype if init is not None else _default_float(xp, device)
-    if not xp.isdtype(dtype, "real floating"):
+        dtype = init.dtype if init is not None else _default_float(ns, device)
+    if not ns.isdtype(dtype, "real floating"):
         raise TypeError(f"dtype must be a real floating dtype, got {dtype}")
 
     cfg_min, cfg_max = float(config["sigma_min"]), float(config["sigma_max"])
-    model_sigmas, discrete = _schedule_arrays(config, steps, xp=xp, device=device)
-    plan = _Plan(steps, int(config["correct_steps"]), float(config["snr"]), norm, xp.astype(model_sigmas, dtype), discrete)
+    model_sigmas, discrete = _schedule_arrays(config, steps, xp=ns, device=device)
+    plan = _Plan(
+        steps, int(config["correct_steps"]), float(config["snr"]), norm, ns.astype(model_sigmas, dtype), discrete
+    )
     eps = float(config["sampling_eps"])
     host_times = [1.0 + (eps - 1.0) * k / (steps - 1) if steps > 1 else 1.0 for k in range(steps)]
     host_sigmas = [cfg_min * math.exp(t * math.log(cfg_max / cfg_min)) for t in host_times]
 
-    adapter = adapter_for(xp)
+    adapter = adapter_for(ns)
     gen = adapter.make_generator(generator, device)
     start = _start_index(steps, float(strength))
-    run = _Run(model, plan, xp, adapter, gen, xp.zeros(shape, dtype=dtype, device=device), start, None, None,
+    run = _Run(model, plan, ns, adapter, gen, ns.zeros(shape, dtype=dtype, device=device), start, None, None,
                bool(denoise), host_times, host_sigmas)
     z0, run.generator = run.draw(gen)
     if init is None:
         run.x = z0 * cfg_max
     else:
-        known = init if init.dtype == dtype else xp.astype(init, dtype)
-        run.x = _updates.add_noise(known, z0, _at(discrete, steps - 1 - start, xp=xp), xp=xp)
+        known = init if init.dtype == dtype else ns.astype(init, dtype)
+        run.x = _updates.add_noise(known, z0, _at(discrete, steps - 1 - start, xp=ns), xp=ns)
         if mask is not None:
             if not hasattr(mask, "shape"):
                 raise TypeError(f"mask must be an array, got {type(mask).__name__}")
-            mask = mask if namespace_name(array_namespace(mask)) == namespace_name(xp) else None
-            if mask is None:
+            if namespace_name(array_namespace(mask)) != namespace_name(ns):
                 raise TypeError("mask must be an array of the same library as init")
-            if len(mask.shape) > len(shape) or any(m not in (1, s) for m, s in zip(mask.shape[::-1], shape[::-1])):
+            trailing = zip(mask.shape[::-1], shape[::-1], strict=False)
+            if len(mask.shape) > len(shape) or any(m not in (1, s) for m, s in trailing):
                 raise ValueError(f"mask of shape {tuple(mask.shape)} does not broadcast to the sample shape {shape}")
             run.known = known
-            run.mask = xp.astype(mask, dtype) if mask.dtype != dtype else mask
+            run.mask = ns.astype(mask, dtype) if mask.dtype != dtype else mask
     return run
 
 
@@ -430,7 +437,8 @@ def python_loop(
             if settle is not None:
                 x, x_mean = settle(x, x_mean)
             if callback is not None:
-                callback({"i": i, "t": run.host_times[i], "sigma": run.host_sigmas[i], "sample": x, "sample_mean": x_mean})
+                callback({"i": i, "t": run.host_times[i], "sigma": run.host_sigmas[i], "sample": x,
+                          "sample_mean": x_mean})
     finally:
         if bar is not None:
             bar.close()
@@ -457,12 +465,13 @@ def init_state(
 
     steps = _schedule.check_num_steps(num_inference_steps)
     shape = _check_shape(sample_shape)
-    xp = resolve_namespace(xp)
-    model_sigmas, discrete = _schedule_arrays(scheduler.config, steps, xp=xp, device=device)
+    ns = resolve_namespace(xp)
+    model_sigmas, discrete = _schedule_arrays(scheduler.config, steps, xp=ns, device=device)
     per_timestep = int(scheduler.config["correct_steps"]) + 1
-    sigmas = xp.reshape(xp.broadcast_to(xp.reshape(model_sigmas, (steps, 1)), (steps, per_timestep)), (steps * per_timestep,))
-    counter = xp.asarray(0, dtype=index_dtype(xp, device), device=device)
-    state = SamplerState(counter, adapter_for(xp).make_generator(generator, device), discrete, shape)
+    repeated = ns.broadcast_to(ns.reshape(model_sigmas, (steps, 1)), (steps, per_timestep))
+    sigmas = ns.reshape(repeated, (steps * per_timestep,))
+    counter = ns.asarray(0, dtype=index_dtype(ns, device), device=device)
+    state = SamplerState(counter, adapter_for(ns).make_generator(generator, device), discrete, shape)
     return state, sigmas
 
 
@@ -501,7 +510,8 @@ def step_state(scheduler: Any, state: SamplerState, sample: Array, model_output:
     now, later = adapter.split(state.generator)
     noise = adapter.normal(now, tuple(sample.shape), dtype=sample.dtype, device=device_of(sample), like=sample)
     timestep = xp.clip(k // (correct + 1), 0, steps - 1)
-    plan = _Plan(steps, correct, float(config["snr"]), getattr(scheduler, "corrector_norm", "batch"), state.discrete_sigmas, state.discrete_sigmas)
+    norm: CorrectorNorm = getattr(scheduler, "corrector_norm", "batch")
+    plan = _Plan(steps, correct, float(config["snr"]), norm, state.discrete_sigmas, state.discrete_sigmas)
     sigma, adjacent = _levels(plan, timestep, xp=xp)
     pred, pred_mean = _updates.predictor_update(sample, model_output, noise, sigma, adjacent, xp=xp)
     out = xp.where(k == total - 1, pred_mean, pred)

@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 
 import sdeve
-from conformance.backends import LoadedBackend
 from sdeve import sampler as sampler_module
 from sdeve.oracles import GaussianMixture, ring
 from tests.test_oracles import image_mixture
@@ -204,7 +203,8 @@ def test_img2img_keeps_the_init_at_low_strength() -> None:
     # at sigma(0.3 of the schedule) ~ 0.1, samples stay in their component
     assert np.mean(gm.assign(out) == gm.assign(init)) > 0.95
     assert gm.report(out).std_error < 0.2
-    fresh = sdeve.sample(gm, init.shape, scheduler=SCHEDULER, num_inference_steps=100, generator=1, init=init, strength=1.0)
+    fresh = sdeve.sample(gm, init.shape, scheduler=SCHEDULER, num_inference_steps=100, generator=1, init=init,
+                         strength=1.0)
     assert np.mean(gm.assign(fresh) == gm.assign(init)) < 0.8
 
 

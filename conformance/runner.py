@@ -12,10 +12,10 @@ from typing import Any
 from .backends import CONFORMANCE_BACKENDS, Backend, LoadedBackend, load_backend
 from .registry import CHECKS, Check, Result, combinations, run_check
 
-__all__ = ["Report", "load_all", "run"]
+__all__ = ["Report", "import_checks", "load_all", "run", "select_backends"]
 
 
-def _import_checks() -> None:
+def import_checks() -> None:
     """Import the modules that register checks (idempotent)."""
     from . import checks, checks_frontends, checks_noise  # noqa: F401 - they register checks
 
@@ -38,21 +38,25 @@ class Report:
             return f"{backend}: skipped ({self.skipped[backend]})"
         rows = [r for r in self.results if r.backend == backend]
         counts = {s: sum(r.status == s for r in rows) for s in ("pass", "FAIL", "skip")}
-        ratios = [r.error / r.tol for r in rows if r.error is not None and r.tol and math.isfinite(r.error)]
-        worst = max(ratios, default=0.0)
+        ratios = [(r.error / r.tol, r.operation, r.dtype) for r in rows if r.error is not None and r.tol and math.isfinite(r.error)]
+        worst, worst_op, worst_dtype = max(ratios, default=(0.0, "-", "-"))
         dtypes = sorted({r.dtype for r in rows if r.dtype != "-"})
         verdict = "PASS" if counts["FAIL"] == 0 else "FAIL"
         return (
             f"{backend} ({rows[0].device if rows else '?'}; {', '.join(dtypes)}): {verdict}: {counts['pass']} passed, "
-            f"{counts['FAIL']} failed, {counts['skip']} not applicable; worst error/tolerance {worst:.2f}; "
+            f"{counts['FAIL']} failed, {counts['skip']} not applicable; worst error/tolerance {worst:.2f} "
+            f"({worst_op}, {worst_dtype}); "
             f"{self.seconds.get(backend, 0.0):.1f} s"
         )
 
-    def table(self) -> str:
-        """The table: backend x device x dtype x operation -> error, tolerance, status."""
+    def table(self, *, skipped: bool = False) -> str:
+        """The table: backend x device x dtype x operation -> error, tolerance, status (checks that do not
+        apply to a backend only with ``skipped``)."""
         header = ("backend", "device", "dtype", "operation", "max rel err", "tolerance", "status", "worst case / detail")
         lines = [header]
         for r in self.results:
+            if r.status == "skip" and not skipped:
+                continue
             err = "-" if r.error is None else f"{r.error:.2e}"
             tol = "-" if r.tol is None else f"{r.tol:.2e}"
             note = r.case if not r.detail else (f"{r.case}: {r.detail}" if r.case else r.detail)
@@ -119,7 +123,7 @@ def run(
     progress: Callable[[str], None] | None = None,
 ) -> Report:
     """Run the checks (all, or those named) on the backends and dtypes selected."""
-    _import_checks()
+    import_checks()
     selected: list[Check] = list(CHECKS.values()) if checks is None else [CHECKS[name] for name in checks]
     wanted = None if dtypes is None else tuple(dtypes)
     loaded, skipped = load_all(select_backends(backends, device))

@@ -7,7 +7,7 @@ import math
 import numbers
 from typing import Any
 
-import numpy as np
+import array_api_compat
 
 from ._xp import Array, Namespace, array_namespace, is_concrete_on_host
 
@@ -17,8 +17,9 @@ __all__ = ["batch_size", "check_float_array", "check_pair", "check_unit_interval
 def is_python_scalar(value: Any) -> bool:
     """True for Python/NumPy real scalars (not bools, not arrays)."""
     # NumPy 2 scalars carry __array_namespace__ but are numbers, usable with any library's samples.
-    return (isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)) and getattr(value, "ndim", 0) == 0
-            and (isinstance(value, np.generic) or not hasattr(value, "__array_namespace__")))
+    # (NumPy's bool_ is not a numbers.Real; array-api-compat tells NumPy scalars apart without importing NumPy.)
+    return (isinstance(value, numbers.Real) and not isinstance(value, bool) and getattr(value, "ndim", 0) == 0
+            and (array_api_compat.is_numpy_array(value) or not hasattr(value, "__array_namespace__")))
 
 
 def batch_size(x: Array, name: str = "sample") -> int:

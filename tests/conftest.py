@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
+from conformance import profiles
 from conformance.backends import BACKENDS, LoadedBackend, load_backend
 
-try:
-    from hypothesis import HealthCheck, settings
-
-    settings.register_profile("ci", max_examples=30, derandomize=True, deadline=None, print_blob=True,
-                              suppress_health_check=[HealthCheck.too_slow, HealthCheck.differing_executors])
-    settings.register_profile("dev", max_examples=300, deadline=None, print_blob=True,
-                              suppress_health_check=[HealthCheck.too_slow, HealthCheck.differing_executors])
-    settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
-except ImportError:  # pragma: no cover
-    pass
+profiles.load()  # the Hypothesis profiles "ci" (default) and "dev", shared with conformance/
 
 
 def _params() -> list:

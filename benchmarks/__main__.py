@@ -30,6 +30,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--backends", type=_csv, help=f"comma-separated subset of: {', '.join(backend_names())}")
     p.add_argument("--ops", type=_csv, help=f"comma-separated subset of: {', '.join(OPS)}")
     p.add_argument("--groups", type=_csv, help=f"comma-separated subset of: {', '.join(GROUPS)}")
+    p.add_argument("--brief", action="store_true", help="print only the ratios that have a target (the JSON has all)")
     p.add_argument("--repeats", type=int, help="rounds of interleaved samples (default 11; quick 3)")
     p.add_argument("--min-sample", type=float, dest="min_sample_s", help="seconds a sample lasts at least")
     p.add_argument("--torch-threads", type=int, metavar="N",
@@ -81,7 +82,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "checks": [c.as_dict() for c in result.checks],
         "skipped": [s.as_dict() for s in result.skips],
     }
-    print(markdown(result.rows, result.checks, result.skips, info))
+    print(markdown(result.rows, result.checks, result.skips, info, brief=args.brief))
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump(payload, f, indent=1)

@@ -115,8 +115,9 @@ def _mark(met: bool | None) -> str:
     return "" if met is None else ("yes" if met else "**no**")
 
 
-def markdown(rows: list[Row], checks: list[Check], skips: list[Skip], info: Mapping[str, Any]) -> str:
-    """The tables, and the machine they ran on, as markdown."""
+def markdown(rows: list[Row], checks: list[Check], skips: list[Skip], info: Mapping[str, Any], *,
+             brief: bool = False) -> str:
+    """The tables, and the machine they ran on, as markdown (``brief``: only the ratios that have a target)."""
     libs = ", ".join(f"{k} {v}" for k, v in info.get("libraries", {}).items())
     gpu = info.get("gpu") or "none"
     header = (
@@ -132,6 +133,8 @@ def markdown(rows: list[Row], checks: list[Check], skips: list[Skip], info: Mapp
     ]
     for row in rows:
         for ratio in row.ratios:
+            if brief and ratio.target is None:
+                continue
             ours = "floor" if ratio.numerator == ["draw", "copy"] else " + ".join(ratio.numerator)
             ours_time = format_seconds(sum(row.times[n].median for n in ratio.numerator))
             ours_cell = ours_time if ratio.numerator == ["ours"] else f"{ours} {ours_time}"
@@ -140,6 +143,8 @@ def markdown(rows: list[Row], checks: list[Check], skips: list[Skip], info: Mapp
                 f"| {row.group} | {row.op} | {row.backend} · {row.front_end} | {_shape(row.shape)} | {ours_cell} | "
                 f"{_baseline(row, ratio)} | {ratio.name} = {ratio.value:.3g} | {target} | {_mark(ratio.met)} |"
             )
+    lines += ["", "Times are medians of interleaved samples; a ratio is the median of the ratios within each round, so "
+              "on a loaded machine it can differ from the quotient of the two medians."]
     if checks:
         lines += ["", "| group | check | backend · front end | result | detail |", "| --- | --- | --- | --- | --- |"]
         for c in checks:

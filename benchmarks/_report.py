@@ -143,8 +143,9 @@ def markdown(rows: list[Row], checks: list[Check], skips: list[Skip], info: Mapp
                 f"| {row.group} | {row.op} | {row.backend} · {row.front_end} | {_shape(row.shape)} | {ours_cell} | "
                 f"{_baseline(row, ratio)} | {ratio.name} = {ratio.value:.3g} | {target} | {_mark(ratio.met)} |"
             )
-    lines += ["", "Times are medians of interleaved samples; a ratio is the median of the ratios within each round, so "
-              "on a loaded machine it can differ from the quotient of the two medians."]
+    note = ("Times are medians of interleaved samples; a ratio is the median of the ratios within each round, so "
+            "on a loaded machine it can differ from the quotient of the two medians.")
+    lines += ["", note]
     if checks:
         lines += ["", "| group | check | backend · front end | result | detail |", "| --- | --- | --- | --- | --- |"]
         for c in checks:

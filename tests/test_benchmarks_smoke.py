@@ -19,10 +19,8 @@ def _positive(x: object) -> bool:
     return isinstance(x, (int, float)) and math.isfinite(x) and x > 0
 
 
-@pytest.fixture(scope="module")
-def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, str]:
-    pytest.importorskip("torch")
-    out = tmp_path_factory.mktemp("bench") / "quick.json"
+def _quick_run(tmp_path: Path) -> tuple[dict, str]:
+    out = tmp_path / "quick.json"
     env = dict(os.environ, PYTHONWARNINGS="ignore")
     proc = subprocess.run(
         [sys.executable, "-m", "benchmarks", "--quick", "--json", str(out),
@@ -33,8 +31,11 @@ def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, str]:
     return json.loads(out.read_text(encoding="utf-8")), proc.stdout
 
 
-def test_json_structure(quick_run: tuple[dict, str]) -> None:
-    payload, _ = quick_run
+def test_quick_run(tmp_path: Path) -> None:
+    """One test (one run, one xdist worker): the JSON's structure, the rows of issue 5, the markdown."""
+    pytest.importorskip("torch")
+    payload, stdout = _quick_run(tmp_path)
+
     assert {"machine", "settings", "rows", "checks", "skipped", "elapsed_s"} <= set(payload)
     assert payload["settings"]["quick"] is True
     assert payload["machine"]["cpu"] and payload["machine"]["cores"]
@@ -51,25 +52,18 @@ def test_json_structure(quick_run: tuple[dict, str]) -> None:
             assert ratio["met"] in (True, False, None)
     for item in payload["skipped"]:
         assert item["reason"]
+    for check in payload["checks"]:
+        assert check["passed"] in (True, False) and check["detail"]
 
-
-def test_rows_of_issue_5_present(quick_run: tuple[dict, str]) -> None:
-    payload, _ = quick_run
-    rows = payload["rows"]
-    have = {(r["group"], r["op"], r["backend"]) for r in rows}
+    have = {(r["group"], r["op"], r["backend"]) for r in payload["rows"]}
+    diffusers_skipped = any(s["group"] == "diffusers" for s in payload["skipped"])
     for op in ("step_pred", "step_correct"):
-        if any(s["backend"] == "torch" and s["group"] == "diffusers" for s in payload["skipped"]):
-            break
-        assert ("diffusers", op, "torch") in have
+        if not diffusers_skipped:
+            assert ("diffusers", op, "torch") in have
         assert ("floor", op, "numpy") in have
-    groups = {r["group"] for r in rows}
-    assert {"floor", "overhead"} <= groups
-    floor_ratios = [r["ratios"] for r in rows if r["group"] == "floor"]
-    assert all("ours/floor" in ratios for ratios in floor_ratios)
+    assert {"floor", "overhead"} <= {r["group"] for r in payload["rows"]}
+    assert all("ours/floor" in r["ratios"] for r in payload["rows"] if r["group"] == "floor")
 
-
-def test_markdown_printed(quick_run: tuple[dict, str]) -> None:
-    _, stdout = quick_run
     assert stdout.startswith("Machine: ")
     assert "| group | operation | backend · front end |" in stdout
 

@@ -73,7 +73,7 @@ def plot_mixture(
         pts = np.stack([np.reshape(gx, (-1,)), np.reshape(gy, (-1,))], axis=1)
         dens = np.reshape(np.exp(mixture.log_prob(pts, float(sigma), xp=np)), gx.shape)
         ax.imshow(dens, extent=(-half, half, -half, half), origin="lower", cmap="Blues", interpolation="bilinear")
-        ax.scatter(snap[:1000, 0], snap[:1000, 1], s=1.2, c="#d62728", alpha=0.5, linewidths=0)
+        ax.scatter(snap[:1000, 0], snap[:1000, 1], s=2.0, c="#d62728", alpha=0.6, linewidths=0)
         ax.set_xlim(-half, half)
         ax.set_ylim(-half, half)
         ax.set_aspect("equal")

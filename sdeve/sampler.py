@@ -179,6 +179,16 @@ def _start_index(num_steps: int, strength: float) -> int:
     return num_steps - kept
 
 
+_GENERATOR_LIBRARIES = {"torch": "torch", "jax": "jax", "jaxlib": "jax", "cupy": "cupy", "dask": "dask"}
+
+
+def _namespace_of_generator(generator: Any) -> str | None:
+    """The library a generator belongs to (a ``torch.Generator`` or a list of them, a JAX key, ...), by its
+    type's module name, importing nothing; ``None`` (NumPy) for NumPy generators, seeds and ``None``."""
+    first = generator[0] if isinstance(generator, (list, tuple)) and generator else generator
+    return _GENERATOR_LIBRARIES.get(type(first).__module__.split(".")[0])
+
+
 def _check_shape(shape: Any) -> tuple[int, ...]:
     try:
         out = tuple(int(s) for s in shape)
@@ -279,7 +289,7 @@ def prepare(
             raise ValueError(f"init must have the sample shape {shape}, got {tuple(init.shape)}")
         device = device_of(init) if device is None else device
     else:
-        ns = resolve_namespace(xp)
+        ns = resolve_namespace(_namespace_of_generator(generator) if xp is None else xp)
     if dtype is None:
         dtype = init.dtype if init is not None else _default_float(ns, device)
     if not ns.isdtype(dtype, "real floating"):
@@ -366,7 +376,8 @@ def sample(
         seed; ``None`` for fresh entropy (torch: the global generator).
     xp
         The namespace (``numpy``, ``torch``, ``jax``, ``cupy``, ``dask``, ``array_api_strict``; a module or its
-        name). Default: ``init``'s, else NumPy.
+        name). Default: ``init``'s, else the generator's (a ``torch.Generator`` means torch, a JAX key JAX),
+        else NumPy.
     device, dtype
         Where and in what dtype to sample (default: ``init``'s, else the namespace's default).
     denoise

@@ -128,6 +128,16 @@ def test_same_generator_same_result_and_seeds() -> None:
     assert not np.allclose(a, c)
 
 
+def test_namespace_follows_the_generator() -> None:
+    torch = pytest.importorskip("torch")
+    gm = ring()
+    out = sdeve.sample(gm, (4, 2), scheduler=SCHEDULER, num_inference_steps=5, generator=torch.Generator().manual_seed(0))
+    assert isinstance(out, torch.Tensor) and out.dtype == torch.float32
+    jax = pytest.importorskip("jax")
+    out = sdeve.sample(gm, (4, 2), scheduler=SCHEDULER, num_inference_steps=5, generator=jax.random.PRNGKey(0))
+    assert isinstance(out, jax.Array)
+
+
 @pytest.mark.parametrize("xp_name", XPS)
 def test_init_step_drives_the_same_numbers(xp_name: str) -> None:
     pytest.importorskip(xp_name)

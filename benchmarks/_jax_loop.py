@@ -21,7 +21,7 @@ import numpy as np
 
 from sdeve_backends.jax import FlaxScoreSdeVeScheduler
 
-__all__ = ["batch_linear_score", "linear_score", "loops", "sampler_loops"]
+__all__ = ["batch_linear_score", "draws_loop", "linear_score", "loops", "sampler_loops"]
 
 
 def linear_score(x: jax.Array, sigma: jax.Array) -> jax.Array:
@@ -107,3 +107,22 @@ def sampler_loops(device: Any, shape: tuple[int, ...], steps: int) -> tuple[Call
         return generic_sample(batch_linear_score, shape, callback=lambda info: None, **kwargs)
 
     return compiled, stepped, "sdeve_backends.jax.sample vs sdeve.sample(callback=...) (stepped)"
+
+
+def draws_loop(device: Any, shape: tuple[int, ...], steps: int) -> Callable[[], Any]:
+    """The compiled loop's random numbers alone: per step the same key split and two normal draws of
+    ``shape``, summed into the carry so that nothing is optimised away. What a compiled loop cannot beat."""
+    key0 = jax.device_put(jax.random.key(0), device)
+    acc0 = jax.device_put(np.zeros(shape, dtype=np.float32), device)
+
+    def body(i: Any, carry: tuple[Any, Any]) -> tuple[Any, Any]:
+        acc, key = carry
+        key, k1, k2 = jax.random.split(key, 3)
+        acc = acc + jax.random.normal(k1, shape, dtype=acc.dtype) + jax.random.normal(k2, shape, dtype=acc.dtype)
+        return acc, key
+
+    @jax.jit
+    def program(acc: Any, key: Any) -> Any:
+        return jax.lax.fori_loop(0, steps, body, (acc, key))[0]
+
+    return lambda: program(acc0, key0)

@@ -94,7 +94,8 @@ def format_seconds(s: float) -> str:
     return f"{s * 1e6:.3g} µs"
 
 
-_BASELINE_LABEL = {"diffusers": "diffusers", "front_end": "front end", "stepped": "stepped from Python"}
+_BASELINE_LABEL = {"diffusers": "diffusers", "front_end": "front end", "stepped": "stepped from Python",
+                   "draws": "its draws alone (compiled)"}
 
 
 def _baseline(row: Row, ratio: Ratio) -> str:

@@ -252,17 +252,21 @@ def jax_loop_group(settings: Settings) -> Result:
                                          "sdeve.sample / sdeve_backends.jax.sample not available"))
             else:
                 variants.append(("sdeve.sample", library))
+            draws = kit.case(_jax_loop.draws_loop(kit.device, shape, settings.loop_steps))
             for front_end, (compiled, stepped, note) in variants:
                 try:
-                    times = settings.time({"compiled": kit.case(compiled), "stepped": kit.case(stepped)},
+                    times = settings.time({"compiled": kit.case(compiled), "stepped": kit.case(stepped),
+                                           "draws": draws},
                                           repeats=2 if settings.quick else max(3, settings.repeats // 3))
                 except Exception as exc:  # noqa: BLE001
                     result.skips.append(Skip("jax_loop", f"pc_loop ({front_end})", name,
                                              f"failed: {type(exc).__name__}: {exc}"))
                     continue
-                ratio = _ratio(times, "stepped/compiled", ["stepped"], ["compiled"], (">=", 10.0))
+                ratios = [_ratio(times, "stepped/compiled", ["stepped"], ["compiled"], (">=", 10.0)),
+                          # How close the compiled loop is to its random numbers alone (its bound).
+                          _ratio(times, "compiled/draws", ["compiled"], ["draws"], None)]
                 result.rows.append(Row("jax_loop", f"pc_loop({settings.loop_steps} steps)", name, front_end, shape,
-                                       times, [ratio], note=note))
+                                       times, ratios, note=note))
     return result
 
 

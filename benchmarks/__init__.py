@@ -29,7 +29,11 @@ Groups (``--groups``)
     ``<= 1.5``.
 ``jax_loop``
     A 1000-step predictor-corrector loop (toy linear score) compiled as one program against the same loop
-    stepped from Python through jitted steps: target ``stepped/compiled >= 10`` (see ``benchmarks._jax_loop``).
+    stepped from Python through jitted steps: target ``stepped/compiled >= 10``, at (16, 2) and (1, 3, 32, 32).
+    Twice: a ``lax.fori_loop`` over the Flax API built here, and the library's sampler
+    (``sdeve_backends.jax.sample`` against ``sdeve.sample`` with a callback) as a user calls it. Both also
+    against the loop's random numbers alone, compiled (``compiled/draws``): what no compiled loop can beat
+    (see ``benchmarks._jax_loop``).
 ``gpu``
     Kernel counts per step (``torch.profiler``), no host synchronisation in a 100-step loop
     (``torch.cuda.set_sync_debug_mode("error")``), the JAX loop under ``jax.transfer_guard("disallow")`` (run on

@@ -222,7 +222,7 @@ def test_timestep_of_wrong_kind_or_shape(backend: LoadedBackend) -> None:
 
 def test_model_output_and_sample_mismatch(backend: LoadedBackend) -> None:
     scheduler = _scheduler()
-    x, s = _pair(backend)
+    x, _ = _pair(backend)
     _, s_big = _pair(backend, (3, 5))
     for step in (lambda s_, x_: scheduler.step_pred(s_, 0.5, x_, generator=0),
                  lambda s_, x_: scheduler.step_correct(s_, x_, generator=0)):

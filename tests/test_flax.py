@@ -12,13 +12,13 @@ import pytest
 jax = pytest.importorskip("jax")
 jnp = jax.numpy
 
-from conformance.tolerances import assert_close, rtol_for  # noqa: E402
-from sdeve_backends.jax import (  # noqa: E402
+from conformance.tolerances import assert_close, rtol_for
+from sdeve_backends.jax import (
     FlaxScoreSdeVeScheduler,
     FlaxSdeVeOutput,
     ScoreSdeVeSchedulerState,
 )
-from tests import _reference as ref  # noqa: E402
+from tests import _reference as ref
 
 N = 10
 SHAPE = (3, 4, 2)

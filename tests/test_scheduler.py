@@ -111,7 +111,7 @@ def test_step_correct_matches_reference(backend: LoadedBackend, dtype_name: str,
     scheduler = _scheduler(corrector_norm=norm)
     (x, s, z), (xv, sv, zv) = _inputs(backend, SHAPES[rank], dtype, seed=2)
     out = scheduler.step_correct(s, x, noise=z)
-    want, want_mean = ref.corrector(xv, sv, zv, 0.15, norm)
+    want, _ = ref.corrector(xv, sv, zv, 0.15, norm)
     eps = ref.corrector_eps(sv, zv, 0.15, norm)
     eps = eps if norm == "batch" else eps.reshape((-1,) + (1,) * (rank - 1))
     assert_close(out.prev_sample, want, like=x, scale=ref.term_scale(xv, eps * sv, np.sqrt(2 * eps) * zv))
@@ -267,7 +267,7 @@ def test_torch_sample_with_numpy_schedule_is_never_converted(monkeypatch: pytest
     cached = [v for k, v in scheduler._discrete_cache.items() if k[0] == "torch"]
     assert len(cached) == 1 and isinstance(cached[0], torch.Tensor)
     scheduler.step_correct(score.detach(), x.detach(), noise=noise)
-    assert [v for k, v in scheduler._discrete_cache.items() if k[0] == "torch"][0] is cached[0]
+    assert next(v for k, v in scheduler._discrete_cache.items() if k[0] == "torch") is cached[0]
     # A new schedule invalidates the cache.
     scheduler.set_sigmas(N, sigma_max=100.0)
     assert not any(k[0] == "torch" for k in scheduler._discrete_cache)
@@ -431,7 +431,7 @@ def test_zero_score_leaves_the_sample_unchanged(backend: LoadedBackend, norm: st
             assert_close(out, xv, like=x, rtol=0.0)
     # With per-example norms only the example whose score is zero is left as it is.
     dtype = _dtype(backend, "float32")
-    (x, s, z), (xv, sv, zv) = _inputs(backend, (3, 2, 2), dtype, seed=7)
+    (x, _, z), (xv, sv, _) = _inputs(backend, (3, 2, 2), dtype, seed=7)
     sv[1] = 0.0
     out = backend.to_numpy(_scheduler(corrector_norm="example").step_correct(backend.asarray(sv, dtype), x, noise=z).prev_sample)
     np.testing.assert_array_equal(out[1], xv[1])

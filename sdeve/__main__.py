@@ -191,8 +191,9 @@ def main(argv: list[str] | None = None) -> int:
         print(line)
     print("  component weights, true         " + " ".join(f"{w:.3f}" for w in mixture.weights))
     print("  component weights, sampled      " + " ".join(f"{w:.3f}" for w in sampled_report.weights))
+    compiled = " (JAX: compiling the loop included)" if args.backend == "jax" else ""
     print(f"time     {elapsed:.2f} s for {evaluations} model evaluations ({1000 * elapsed / evaluations:.2f} ms each, "
-          f"batch {args.batch})")
+          f"batch {args.batch}){compiled}")
     if not args.no_plot:
         from ._plot import plot_mixture  # noqa: PLC0415 - matplotlib only when drawing
 

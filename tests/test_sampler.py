@@ -350,3 +350,31 @@ def test_gaussian_mixture_is_exported_model() -> None:
     gm = GaussianMixture([1.0], [[0.0, 0.0]], [1.0])
     out = sdeve.sample(gm, (500, 2), scheduler=SCHEDULER, num_inference_steps=50, generator=0)
     assert abs(float(np.std(out)) - 1.0) < 0.1
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::FutureWarning")
+@pytest.mark.parametrize(("steps", "correct_steps"), [(60, 1), (40, 2)])
+def test_sample_reproduces_the_diffusers_loop(steps: int, correct_steps: int) -> None:
+    """diffusers' ScoreSdeVePipeline loop with diffusers' own scheduler, from the same torch.Generator seed: the
+    same draws in the same order (initial sample, correctors, predictor), so the same samples to float32
+    rounding while the continuous-time index repeats no level (sampling_eps * (N - 1) < 1)."""
+    torch = pytest.importorskip("torch")
+    diffusers = pytest.importorskip("diffusers")
+    from diffusers.utils.torch_utils import randn_tensor
+
+    gm = image_mixture()
+    shape = (8, 2, 4, 4)
+    reference = diffusers.ScoreSdeVeScheduler(sigma_max=12.0, correct_steps=correct_steps)
+    reference.set_timesteps(steps)
+    reference.set_sigmas(steps)
+    generator = torch.Generator().manual_seed(0)
+    x = randn_tensor(shape, generator=generator) * reference.init_noise_sigma
+    for i, t in enumerate(reference.timesteps):
+        sigma = reference.sigmas[i] * torch.ones(shape[0])
+        for _ in range(correct_steps):
+            x = reference.step_correct(gm(x, sigma), x, generator=generator).prev_sample
+        out = reference.step_pred(gm(x, sigma), t, x, generator=generator)
+        x, x_mean = out.prev_sample, out.prev_sample_mean
+    ours = sdeve.sample(gm, shape, scheduler=sdeve.ScoreSdeVeScheduler(sigma_max=12.0, correct_steps=correct_steps),
+                        num_inference_steps=steps, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(ours, x_mean, rtol=1e-5, atol=1e-5)

@@ -131,7 +131,8 @@ def test_same_generator_same_result_and_seeds() -> None:
 def test_namespace_follows_the_generator() -> None:
     torch = pytest.importorskip("torch")
     gm = ring()
-    out = sdeve.sample(gm, (4, 2), scheduler=SCHEDULER, num_inference_steps=5, generator=torch.Generator().manual_seed(0))
+    generator = torch.Generator().manual_seed(0)
+    out = sdeve.sample(gm, (4, 2), scheduler=SCHEDULER, num_inference_steps=5, generator=generator)
     assert isinstance(out, torch.Tensor) and out.dtype == torch.float32
     jax = pytest.importorskip("jax")
     out = sdeve.sample(gm, (4, 2), scheduler=SCHEDULER, num_inference_steps=5, generator=jax.random.PRNGKey(0))

@@ -7,6 +7,7 @@ namespace through :func:`sdeve._xp.resolve_namespace`, as everywhere in the pack
 from __future__ import annotations
 
 import math
+import os
 from typing import Any
 
 import matplotlib
@@ -103,6 +104,8 @@ def plot_mixture(
     ax.set_ylabel("first coordinate")
     ax.set_title(f"first coordinate of {len(paths[0]) if paths else 0} samples through the noise levels\n"
                  "over the exact marginal of p_sigma (each column scaled to its peak)", fontsize=10.5)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
 

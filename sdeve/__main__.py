@@ -149,8 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"sdeve {__version__}: the VE SDE predictor-corrector sampler (Song et al. 2021) with an exact score")
     print(f"target   2-D mixture of {mixture.num_components} Gaussians on a ring (radius 4, std 0.35, weights 1:2:3)")
     print(f"sampler  {args.backend}, float32, {steps} steps x ({args.correct_steps} corrector + 1 predictor), "
-          f"snr {args.snr:g}, sigma {args.sigma_min:g} to {args.sigma_max:g}, corrector step per {args.corrector_norm}, "
-          f"batch {args.batch}, seed {args.seed}")
+          f"snr {args.snr:g}, sigma {args.sigma_min:g} to {args.sigma_max:g}, "
+          f"corrector step per {args.corrector_norm}, batch {args.batch}, seed {args.seed}")
     if args.backend == "jax":
         print("         (JAX: the whole loop is compiled into one program; no progress bar)")
     sys.stdout.flush()

@@ -250,15 +250,30 @@ class GaussianMixture:
         ``x = mu_k + s_k * noise``. The result has ``noise``'s namespace, device and dtype.
         """
         xp = array_namespace(noise) if xp is None else xp
+        _, dtype = self._flat(noise, xp)
+        quantiles = self._params(xp, device_of(noise), dtype)[3]
+        return self._sample_with(component_noise, quantiles, noise, "component_noise", xp=xp)
+
+    def sample_from_uniforms(self, uniforms: Array, noise: Array, *, xp: Namespace | None = None) -> Array:
+        """Exact samples from ``uniforms`` ``(B,)`` in [0, 1) (component ``k`` where the cumulative weights pass
+        ``u``) and standard normals ``noise`` ``(B, *data_shape)``: ``x = mu_k + s_k * noise``."""
+        xp = array_namespace(noise) if xp is None else xp
+        _, dtype = self._flat(noise, xp)
+        cumulative_host = resolve_namespace("numpy").cumsum(self._weights)[:-1]
+        cumulative = xp.asarray([float(v) for v in cumulative_host], dtype=dtype, device=device_of(noise))
+        return self._sample_with(uniforms, cumulative, noise, "uniforms", xp=xp)
+
+    def _sample_with(self, picks: Array, thresholds: Array, noise: Array, name: str, *, xp: Namespace) -> Array:
+        """Component ``k = #{thresholds < pick}`` per example, then ``mu_k + s_k * noise``."""
         flat, dtype = self._flat(noise, xp)
         batch = flat.shape[0]
-        if tuple(component_noise.shape) != (batch,):
-            raise ValueError(f"component_noise must have shape (B,) = ({batch},), got {tuple(component_noise.shape)}")
-        _, means, var, quantiles = self._params(xp, device_of(noise), dtype)
-        c = component_noise if component_noise.dtype == dtype else xp.astype(component_noise, dtype)
+        if tuple(picks.shape) != (batch,):
+            raise ValueError(f"{name} must have shape (B,) = ({batch},), got {tuple(picks.shape)}")
         device = device_of(noise)
-        above = xp.astype(xp.expand_dims(c, axis=1) > xp.expand_dims(quantiles, axis=0), index_dtype(xp, device))
-        if quantiles.shape[0]:
+        _, means, var, _ = self._params(xp, device, dtype)
+        c = picks if picks.dtype == dtype else xp.astype(picks, dtype)
+        above = xp.astype(xp.expand_dims(c, axis=1) > xp.expand_dims(thresholds, axis=0), index_dtype(xp, device))
+        if thresholds.shape[0]:
             component = xp.sum(above, axis=1)
         else:  # one component
             component = xp.zeros((batch,), dtype=above.dtype, device=device)

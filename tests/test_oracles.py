@@ -121,6 +121,9 @@ def test_sample_from_normals_picks_components_by_weight() -> None:
     freq = [float(np.mean(x == v)) for v in (-10.0, 0.0, 10.0)]
     np.testing.assert_allclose(freq, [0.2, 0.5, 0.3], atol=0.015)
     assert np.all(gm.assign(x) == np.round(x[:, 0] / 10 + 1))
+    u = rng.random(20000)
+    y = gm.sample_from_uniforms(u, np.zeros((20000, 1)))
+    np.testing.assert_array_equal(y[:, 0], np.select([u < 0.2, u < 0.7], [-10.0, 0.0], 10.0))
 
 
 @pytest.mark.parametrize("xp_name", ["torch", "jax", "array_api_strict"])

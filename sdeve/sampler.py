@@ -199,6 +199,16 @@ def _check_shape(shape: Any) -> tuple[int, ...]:
     return out
 
 
+def draw_noises(adapter: Any, generator: Any, like: Array, count: int) -> tuple[list[Array], Any]:
+    """``count`` standard-normal arrays shaped like ``like`` (its dtype and device), each from
+    ``adapter.split(generator)``; returns them and the generator to carry on with."""
+    noises = []
+    for _ in range(count):
+        now, generator = adapter.split(generator)
+        noises.append(adapter.normal(now, tuple(like.shape), dtype=like.dtype, device=device_of(like), like=like))
+    return noises, generator
+
+
 @dataclasses.dataclass
 class _Run:
     """A prepared sampling run: what every loop implementation needs."""
@@ -221,16 +231,11 @@ class _Run:
         return draws_per_timestep(self.plan.correct_steps, self.mask is not None)
 
     def draw(self, generator: Any) -> tuple[Array, Any]:
-        now, later = self.adapter.split(generator)
-        noise = self.adapter.normal(now, tuple(self.x.shape), dtype=self.x.dtype, device=device_of(self.x), like=self.x)
-        return noise, later
+        noises, generator = draw_noises(self.adapter, generator, self.x, 1)
+        return noises[0], generator
 
     def draw_all(self, generator: Any) -> tuple[list[Array], Any]:
-        noises = []
-        for _ in range(self.draws):
-            noise, generator = self.draw(generator)
-            noises.append(noise)
-        return noises, generator
+        return draw_noises(self.adapter, generator, self.x, self.draws)
 
     def timestep(self, x: Array, i: Any, noises: Sequence[Array]) -> tuple[Array, Array]:
         return pc_timestep(self.model, x, i, noises, self.plan, known=self.known, mask=self.mask, xp=self.xp)

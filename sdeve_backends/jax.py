@@ -316,30 +316,43 @@ _UNTRACEABLE = (
 )
 
 
+def _program(
+    x: jax.Array, key: jax.Array, arrays: tuple[Any, ...], *, model: Any, static: tuple[Any, ...]
+) -> jax.Array:
+    """The whole sampling loop as one program: ``lax.fori_loop`` over :func:`sdeve.sampler.pc_timestep`, with
+    the same key discipline (:func:`sdeve.sampler.draw_noises`) as the step-by-step loop."""
+    num_steps, start, correct_steps, snr, norm, denoise, draws = static
+    known, mask, model_sigmas, discrete = arrays
+    plan = _sampler._Plan(num_steps, correct_steps, snr, norm, model_sigmas, discrete)
+
+    def body(i: jax.Array, carry: tuple[jax.Array, jax.Array, jax.Array]) -> tuple[jax.Array, jax.Array, jax.Array]:
+        x, _, key = carry
+        noises, key = _sampler.draw_noises(ADAPTER, key, x, draws)
+        x, x_mean = _sampler.pc_timestep(model, x, i, noises, plan, known=known, mask=mask, xp=jnp)
+        return x, x_mean, key
+
+    x, x_mean, _ = jax.lax.fori_loop(start, num_steps, body, (x, x, key))
+    return x_mean if denoise else x
+
+
+# Compiled once per (model, settings, shapes, dtypes): a second sdeve.sample call with the same model reuses it.
+_cached_program = jax.jit(_program, static_argnames=("model", "static"))
+
+
 def _compiled_loop(run: Any, *, strict: bool) -> jax.Array | None:
-    """Run all timesteps of a prepared :func:`sdeve.sample` run as one XLA program (``lax.fori_loop``).
-
-    Same key discipline and the same :func:`sdeve.sampler.pc_timestep` as the step-by-step loop, so the
-    numbers agree with it to rounding. Returns ``None`` (or raises, when ``strict``) if ``run.model`` cannot
-    be traced.
-    """
-
-    def program(x: jax.Array, key: jax.Array, arrays: tuple[Any, ...]) -> jax.Array:
-        known, mask, model_sigmas, discrete = arrays
-        plan = dataclasses.replace(run.plan, model_sigmas=model_sigmas, discrete=discrete)
-
-        def body(i: jax.Array, carry: tuple[jax.Array, jax.Array, jax.Array]) -> tuple[jax.Array, jax.Array, jax.Array]:
-            x, _, key = carry
-            noises, key = run.draw_all(key)
-            x, x_mean = _sampler.pc_timestep(run.model, x, i, noises, plan, known=known, mask=mask, xp=jnp)
-            return x, x_mean, key
-
-        x, x_mean, _ = jax.lax.fori_loop(run.start, run.plan.num_steps, body, (x, x, key))
-        return x_mean if run.denoise else x
-
-    arrays = (run.known, run.mask, run.plan.model_sigmas, run.plan.discrete)
+    """Run all timesteps of a prepared :func:`sdeve.sample` run as one XLA program (see :func:`_program`), so
+    the numbers agree with the step-by-step loop to rounding. Returns ``None`` (or raises, when ``strict``)
+    if ``run.model`` cannot be traced."""
+    plan = run.plan
+    static = (plan.num_steps, run.start, plan.correct_steps, plan.snr, plan.norm, run.denoise, run.draws)
+    arrays = (run.known, run.mask, plan.model_sigmas, plan.discrete)
     try:
-        return jax.jit(program)(run.x, run.generator, arrays)
+        hash(run.model)
+        program = functools.partial(_cached_program, model=run.model, static=static)
+    except TypeError:  # an unhashable model: compile for this call only
+        program = jax.jit(functools.partial(_program, model=run.model, static=static))
+    try:
+        return program(run.x, run.generator, arrays)
     except _UNTRACEABLE as exc:
         if strict:
             raise TypeError(

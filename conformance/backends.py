@@ -144,7 +144,7 @@ class LoadedBackend:
 def _has_float64(xp: Any, device: Any) -> bool:
     try:
         return "float64" in xp.__array_namespace_info__().dtypes(device=device, kind="real floating")
-    except Exception:
+    except Exception:  # noqa: BLE001 - a namespace without the inspection API
         return hasattr(xp, "float64")
 
 

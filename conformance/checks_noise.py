@@ -4,6 +4,8 @@ The noise comes from ``sdeve_backends.noise_like`` with the framework's own gene
 ``Generator``, a ``torch.Generator``, a JAX key, a Dask ``Generator``, a CuPy ``Generator``; an int seed
 too). Every seed is fixed, so a run is deterministic and a statistical test that passes keeps passing.
 
+Thresholds live with the other tolerances in :mod:`conformance.tolerances`.
+
 - moments: the mean, variance, skewness and excess kurtosis of ``n = 131072`` draws, each as a z-score
   against its standard error under N(0, 1) (``1/sqrt(n)``, ``sqrt(2/n)``, ``sqrt(6/n)``, ``sqrt(24/n)``);
   tolerance 5 standard errors;
@@ -24,14 +26,12 @@ import numpy as np
 
 from .backends import LoadedBackend
 from .registry import Measure, check
-from .tolerances import check_meta, to_numpy
+from .tolerances import NOISE_ALPHA, NOISE_MOMENT_Z, NOISE_SEED_OVERLAP, check_meta, to_numpy
 
 __all__ = ["ALPHA", "NOISE_SHAPE", "generator_factory"]
 
-ALPHA = 1e-3
+ALPHA, MOMENT_Z, SEED_OVERLAP = NOISE_ALPHA, NOISE_MOMENT_Z, NOISE_SEED_OVERLAP
 NOISE_SHAPE = (64, 2048)  # 131072 draws; rank 2 so that Dask chunks and torch strides are exercised
-MOMENT_Z = 5.0
-SEED_OVERLAP = 0.01
 
 
 def generator_factory(backend: LoadedBackend) -> Callable[[int], Any]:

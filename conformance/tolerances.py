@@ -45,6 +45,9 @@ __all__ = [
     "FACTOR",
     "FLOOR",
     "JIT_FACTOR",
+    "NOISE_ALPHA",
+    "NOISE_MOMENT_Z",
+    "NOISE_SEED_OVERLAP",
     "TINY",
     "TOLERANCES",
     "assert_close",
@@ -101,6 +104,12 @@ TOLERANCES: dict[str, float] = {name: FACTOR * eps for name, eps in EPS.items()}
 # norms are also contracted) relative to the terms' magnitudes, in every dtype. The bound checked is
 # ``JIT_FACTOR * eps``.
 JIT_FACTOR = 2.0
+
+# Statistical thresholds of the noise checks (conformance.checks_noise); every seed is fixed, so a run is
+# deterministic and a test that passes keeps passing.
+NOISE_ALPHA = 1e-3  # Kolmogorov-Smirnov significance: D must stay below kstwo.ppf(1 - alpha, n)
+NOISE_MOMENT_Z = 5.0  # sample mean, variance, skewness, kurtosis within 5 standard errors of N(0, 1)'s
+NOISE_SEED_OVERLAP = 0.01  # seeds 0 and 1 agree on under 1% of draws (bfloat16 coincides ~1e-3 by chance)
 
 
 def dtype_name(dtype: Any) -> str:

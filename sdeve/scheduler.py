@@ -109,6 +109,7 @@ class ScoreSdeVeScheduler:
         self._timesteps_recipe: tuple[int, float] | None = None
         self._sigmas_recipe: tuple[tuple[int, float], int, float, float] | None = None
         self._discrete_cache: dict[tuple[Any, Any], Array] = {}
+        self._host_table: list[tuple[float, float]] | bool | None = None  # see _host_levels
         self.set_sigmas(self._config.num_train_timesteps, sigma_min, sigma_max, sampling_eps)
 
     # ------------------------------------------------------------------ configuration
@@ -201,6 +202,7 @@ class ScoreSdeVeScheduler:
         if self._sigmas_recipe is not None and (xp is not None or device is not None):
             self.sigmas, self.discrete_sigmas = self._build_sigmas(self._xp, self._device)
             self._discrete_cache.clear()
+            self._host_table = None
 
     def set_sigmas(
         self,
@@ -227,6 +229,7 @@ class ScoreSdeVeScheduler:
         self._sigmas_recipe = (self._timesteps_recipe, levels, sigma_min, sigma_max)
         self.sigmas, self.discrete_sigmas = self._build_sigmas(self._xp, self._device)
         self._discrete_cache.clear()
+        self._host_table = None
 
     def scale_model_input(self, sample: Array, timestep: Any = None) -> Array:
         """Return ``sample`` unchanged (the VE SDE feeds the model the raw sample)."""
@@ -313,12 +316,26 @@ class ScoreSdeVeScheduler:
             )
         return num_timesteps, levels
 
+    def _host_levels(self) -> list[tuple[float, float]] | None:
+        """``(sigma, adjacent_sigma)`` of every level as Python floats, when the held schedule is in host
+        memory (read once per schedule with ``tolist``), else ``None``.
+
+        With a host timestep a step then needs no device read and no 0-d array arithmetic, whatever the
+        sample's library or device: the coefficients reach the update as scalars (kernel arguments on a GPU).
+        """
+        if self._host_table is None:
+            held = self.discrete_sigmas
+            if hasattr(held, "tolist") and is_concrete_on_host(held):
+                levels = held.tolist()
+                self._host_table = [(level, levels[j - 1] if j else 0.0) for j, level in enumerate(levels)]
+            else:
+                self._host_table = False
+        return self._host_table or None
+
     def _predictor_sigmas(self, timestep: Any, sample: Array, xp: Namespace) -> tuple[Any, Any]:
         """``(sigma, adjacent_sigma)`` for ``timestep``: Python floats (host) or 0-d arrays for a scalar time,
         ``(B,)`` arrays for a batch of times."""
         num_timesteps, _ = self._require_schedule()
-        device = device_of(sample)
-        discrete = self._discrete_sigmas_for(xp, device)
         is_array = hasattr(timestep, "shape") and hasattr(timestep, "dtype")
         if is_array and timestep.ndim == 0 and is_concrete_on_host(timestep):
             timestep = float(timestep)  # a host scalar: index on the host, no device arrays built
@@ -328,10 +345,15 @@ class ScoreSdeVeScheduler:
                 raise TypeError(f"timestep must be a real number or an array, got {type(timestep).__name__}")
             check_unit_interval(timestep)
             index = self._host_index(float(timestep), num_timesteps)
+            table = self._host_levels()
+            if table is not None:
+                return table[index]
+            discrete = self._discrete_sigmas_for(xp, device_of(sample))
             if scalars_on_host(discrete):
-                # Host memory: read the two levels once; the update then needs no 0-d array arithmetic.
                 return float(discrete[index]), (float(discrete[index - 1]) if index > 0 else 0.0)
             return discrete[index], _schedule.adjacent_sigmas(discrete, index, xp=xp)
+        device = device_of(sample)
+        discrete = self._discrete_sigmas_for(xp, device)
         if timestep.ndim > 1 or (timestep.ndim == 1 and timestep.shape[0] not in (1, batch_size(sample))):
             raise ValueError(f"timestep must be a scalar or of shape (B,) = ({sample.shape[0]},), got {tuple(timestep.shape)}")
         if namespace_name(array_namespace(timestep)) != namespace_name(xp):

@@ -254,8 +254,23 @@ class ScoreSdeVeScheduler(_CoreScheduler):
         if isinstance(sigma, torch.Tensor):
             g = torch.sqrt(sigma * sigma - adjacent * adjacent)
             return g, torch.zeros_like(g)
+        if adjacent == 0.0 and self._host_table:
+            return sigma, adjacent  # already (g, 0) from the table below
         s, a = np.float32(sigma), np.float32(adjacent)
         return float(np.sqrt(s * s - a * a)), 0.0
+
+    def _host_levels(self) -> list[tuple[float, float]] | None:
+        # The table holds (g, 0) with g computed once per schedule, vectorised, exactly as diffusers computes
+        # it per step: float32 sigma**2 - adjacent**2, then the square root.
+        if self._host_table is None:
+            held = self.discrete_sigmas
+            if isinstance(held, torch.Tensor) and held.device.type == "cpu":
+                adjacent = torch.cat([torch.zeros(1, dtype=held.dtype), held[:-1]])
+                g = torch.sqrt(held * held - adjacent * adjacent)
+                self._host_table = [(value, 0.0) for value in g.tolist()]
+            else:
+                self._host_table = False
+        return self._host_table or None
 
     def _host_index(self, t: float, num_timesteps: int) -> int:
         # diffusers: (timestep * torch.ones(B) * (M - 1)).long(), all in float32.

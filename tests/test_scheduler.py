@@ -275,11 +275,15 @@ def test_torch_sample_with_numpy_schedule_is_never_converted(monkeypatch: pytest
     g2 = float(ref.predictor_g2(t, N, ref.discrete_sigmas(N)))
     np.testing.assert_allclose(x.grad.detach().cpu().double().tolist(), np.full((3, 4), 1 - g2 / 9.0), rtol=1e-12)
     monkeypatch.undo()
-    # The held schedule stays NumPy; the torch copy is built once and reused.
+    # The held schedule stays NumPy. A host timestep reads its levels from the held schedule as Python
+    # floats, so no torch copy is needed; a torch timestep array gets one, built once and reused.
     assert isinstance(scheduler.timesteps, np.ndarray) and isinstance(scheduler.discrete_sigmas, np.ndarray)
+    assert not any(k[0] == "torch" for k in scheduler._discrete_cache)
+    batch_t = torch.full((3,), t, dtype=torch.float64)
+    scheduler.step_pred(score.detach(), batch_t, x.detach(), noise=noise)
     cached = [v for k, v in scheduler._discrete_cache.items() if k[0] == "torch"]
     assert len(cached) == 1 and isinstance(cached[0], torch.Tensor)
-    scheduler.step_correct(score.detach(), x.detach(), noise=noise)
+    scheduler.step_pred(score.detach(), batch_t, x.detach(), noise=noise)
     assert next(v for k, v in scheduler._discrete_cache.items() if k[0] == "torch") is cached[0]
     # A new schedule invalidates the cache.
     scheduler.set_sigmas(N, sigma_max=100.0)

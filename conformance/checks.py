@@ -71,16 +71,18 @@ def _representable(dtype_label: str, *expected: np.ndarray) -> bool:
     return all(float(np.max(np.abs(e), initial=0.0)) < MAX[dtype_label] / 4 for e in expected)
 
 
-def _timestep(case: Case, backend: LoadedBackend, data: Data) -> tuple[Any, np.ndarray]:
-    """The timestep as the case passes it, and the float64 times per example the backend is given."""
+def _timestep(case: Case, backend: LoadedBackend, data: Data) -> tuple[Any, np.ndarray, str]:
+    """The timestep as the case passes it, the float64 times per example the backend is given, and the dtype
+    its index product is taken in (a Python float's: float64; an array's: the schedule dtype)."""
     if case.time_kind == "float":
-        return float(data.t[0]), data.t
-    sched = backend.dtypes()[schedule_dtype_name(backend)]
+        return float(data.t[0]), data.t, "float64"
+    name = schedule_dtype_name(backend)
+    sched = backend.dtypes()[name]
     if case.time_kind == "array0":
         t = backend.asarray(np.asarray(data.t[0]), sched)
-        return t, np.full(data.t.shape, float(to_numpy(t)))
+        return t, np.full(data.t.shape, float(to_numpy(t))), name
     t = backend.asarray(data.t, sched)
-    return t, to_numpy(t)
+    return t, to_numpy(t), name
 
 
 def _schedule_dtype(backend: LoadedBackend) -> str:
@@ -138,9 +140,9 @@ def check_step_pred(backend: LoadedBackend, dtype_label: str, dtype: Any) -> lis
     out: dict[str, list[Measure]] = {"step_pred.prev_sample": [], "step_pred.prev_sample_mean": []}
     for case, scheduler, position, data, held in _each_step(backend, dtype, lambda d: (d.x, d.score, d.noise[0])):
         (x, s, z), (xv, sv, zv) = held
-        t, t_seen = _timestep(case, backend, data)
+        t, t_seen, t_dtype = _timestep(case, backend, data)
         prev_ref, mean_ref, terms = ref.step_pred(
-            xv, sv, zv, t_seen, case.num_steps, case.sigma_min, case.sigma_max, case.num_steps
+            xv, sv, zv, t_seen, case.num_steps, case.sigma_min, case.sigma_max, case.num_steps, t_dtype
         )
         if not _representable(dtype_label, prev_ref, mean_ref):
             continue
@@ -220,7 +222,7 @@ def check_pc_step(backend: LoadedBackend, dtype_label: str, dtype: Any) -> list[
         if held is None:
             continue
         (x, c, *zs), (xv, cv, *zvs) = held
-        t, t_seen = _timestep(case, backend, data)
+        t, t_seen, t_dtype = _timestep(case, backend, data)
         scale = np.zeros(case.shape)
         tol = 0.0
         with forbid_dask_compute(backend):
@@ -229,7 +231,9 @@ def check_pc_step(backend: LoadedBackend, dtype_label: str, dtype: Any) -> list[
                 xv, _, terms = ref.step_correct(xv, xv * cv, zvs[k], case.snr)
                 scale, tol = scale + terms["prev"], tol + rtol_for(dtype)
             x_final = scheduler.step_pred(x * c, t, x, noise=zs[-1]).prev_sample_mean
-        _, mean_ref, terms = ref.step_pred(xv, xv * cv, zvs[-1], t_seen, case.num_steps, case.sigma_min, case.sigma_max, case.num_steps)
+        _, mean_ref, terms = ref.step_pred(
+            xv, xv * cv, zvs[-1], t_seen, case.num_steps, case.sigma_min, case.sigma_max, case.num_steps, t_dtype
+        )
         if not _representable(dtype_label, mean_ref):
             continue
         condition = 2.0 * _log_condition(case) * float(np.max(terms["kappa"]))

@@ -63,9 +63,9 @@ def check_jit(backend: LoadedBackend, dtype_label: str, dtype: Any) -> list[Meas
         _, _, pred_terms = ref.step_pred(xv, sv, zv, t_seen, case.num_steps, case.sigma_min, case.sigma_max, case.num_steps)
         _, _, corr_terms = ref.step_correct(xv, sv, zv, case.snr)
         pairs = {
-            "jit.step_pred": (lambda s, t, x, z: scheduler.step_pred(s, t, x, noise=z, return_dict=False), (s, t, x, z), pred_terms["prev"]),  # noqa: B023 - run in this iteration
-            "jit.step_correct": (lambda s, x, z: scheduler.step_correct(s, x, noise=z, return_dict=False), (s, x, z), corr_terms["prev"]),  # noqa: B023 - run in this iteration
-            "jit.add_noise": (lambda x, z, i: (scheduler.add_noise(x, z, i),), (x, z, index), np.abs(xv) + np.abs(zv) * case.sigma_max),  # noqa: B023 - run in this iteration
+            "jit.step_pred": (lambda s, t, x, z: scheduler.step_pred(s, t, x, noise=z, return_dict=False), (s, t, x, z), pred_terms["prev"]),
+            "jit.step_correct": (lambda s, x, z: scheduler.step_correct(s, x, noise=z, return_dict=False), (s, x, z), corr_terms["prev"]),
+            "jit.add_noise": (lambda x, z, i: (scheduler.add_noise(x, z, i),), (x, z, index), np.abs(xv) + np.abs(zv) * case.sigma_max),
         }
         flax = FlaxScoreSdeVeScheduler(**case.config())
         state = flax.create_state()
@@ -73,10 +73,10 @@ def check_jit(backend: LoadedBackend, dtype_label: str, dtype: Any) -> list[Meas
         key_noise = to_numpy(ADAPTER.normal(key, tuple(x.shape), dtype=x.dtype))
         _, _, flax_terms = ref.step_pred(xv, sv, key_noise, t_seen, case.num_steps, case.sigma_min, case.sigma_max, case.num_steps)
         pairs["jit.flax_step_pred"] = (
-            lambda st, s, t, x, k: flax.step_pred(st, s, t, x, k, return_dict=False)[:2], (state, s, t, x, key), flax_terms["prev"]  # noqa: B023 - run in this iteration
+            lambda st, s, t, x, k: flax.step_pred(st, s, t, x, k, return_dict=False)[:2], (state, s, t, x, key), flax_terms["prev"]
         )
         pairs["jit.flax_step_correct"] = (
-            lambda st, s, x, k: flax.step_correct(st, s, x, k, return_dict=False)[:1],  # noqa: B023 - run in this iteration
+            lambda st, s, x, k: flax.step_correct(st, s, x, k, return_dict=False)[:1],
             (state, s, x, key),
             ref.step_correct(xv, sv, key_noise, case.snr)[2]["prev"],
         )
@@ -88,7 +88,46 @@ def check_jit(backend: LoadedBackend, dtype_label: str, dtype: Any) -> list[Meas
                 errors.append(max_relative_error(j, to_numpy(e), scale, dtype=dtype))
             ulps = max(_ulps(e, j) for e, j in zip(eager, jitted))
             rows[op].append(Measure(op, max(errors), tol, f"{case.name}@{position}", detail=f"{ulps} ulp of the result"))
+    rows["jit.step_pred"].extend(_jit_scalar_timesteps(backend, dtype))
     return [worst(op, measures) for op, measures in rows.items()]
+
+
+def _jit_scalar_timesteps(backend: LoadedBackend, dtype: Any) -> list[Measure]:
+    """Eager and jitted ``step_pred`` from a 0-d ``timesteps[i]`` at the positions where ``floor(t (M-1))``
+    taken in float32 and in float64 disagree (with a float32 schedule), and the ends: an eager path that
+    indexed on the host in float64 picked another level there than the compiled one."""
+    import jax
+
+    case = CASES[6]  # diffusers' defaults, N = 2000, batch 64
+    scheduler = scheduler_for(case, backend)
+    times = to_numpy(scheduler.timesteps)
+    product32 = np.floor(times.astype(np.float32) * np.float32(case.num_steps - 1))
+    product64 = np.floor(times * (case.num_steps - 1))
+    positions = sorted({0, case.num_steps - 1, *np.nonzero(product32 != product64)[0].tolist()})
+    data = make_data(case, 0)
+    held = _inputs(backend, dtype, data.x, data.score / data.level[:, None] if data.x.ndim > 1 else data.score, data.noise[0])
+    if held is None:
+        return []
+    (x, s, z), _ = held
+
+    def step(t: Any) -> Any:
+        return scheduler.step_pred(s, t, x, noise=z).prev_sample_mean
+
+    jitted = jax.jit(step)
+    measures = []
+    for position in positions:
+        t = scheduler.timesteps[position]
+        eager, compiled = to_numpy(step(t)), to_numpy(jitted(t))
+        scale = np.abs(eager) + np.abs(to_numpy(x))
+        err = max_relative_error(compiled, eager, scale, dtype=dtype)
+        measures.append(Measure("jit.step_pred", err, JIT_FACTOR * EPS[dtype_label_of(dtype)], f"{case.name}@{position} (0-d t)"))
+    return measures
+
+
+def dtype_label_of(dtype: Any) -> str:
+    from .tolerances import dtype_name
+
+    return dtype_name(dtype)
 
 
 def _ulps(a: Any, b: Any) -> int:
@@ -129,7 +168,9 @@ def check_flax(backend: LoadedBackend, dtype_label: str, dtype: Any) -> list[Mea
             zv = to_numpy(ADAPTER.normal(key, tuple(x.shape), dtype=x.dtype))
             t = state.timesteps[position]
             prev, mean, st = flax.step_pred(state, s, t, x, key, return_dict=False)
-            prev_ref, mean_ref, terms = ref.step_pred(xv, sv, zv, float(t), case.num_steps, case.sigma_min, case.sigma_max, case.num_steps)
+            prev_ref, mean_ref, terms = ref.step_pred(
+                xv, sv, zv, float(t), case.num_steps, case.sigma_min, case.sigma_max, case.num_steps, sched
+            )
             condition = 2.0 * _log_condition(case) * float(np.max(terms["kappa"]))
             tol = rtol_for(dtype, schedule_dtype=sched, condition=condition)
             label = f"{case.name}@{position}"
@@ -155,7 +196,7 @@ def _diffusers_applies(backend: LoadedBackend) -> None:
     if backend.backend.module != "torch":
         raise NotApplicable("the diffusers drop-in is torch's")
     try:
-        import diffusers  # noqa: F401
+        import diffusers
     except ImportError as exc:
         raise NotApplicable(f"diffusers is not installed: {exc}") from None
 

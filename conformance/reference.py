@@ -64,8 +64,13 @@ def discrete_sigmas(n: int, sigma_min: float, sigma_max: float) -> np.ndarray:
     return out
 
 
-def index_of(t: Any, num_timesteps: int) -> np.ndarray:
-    """``floor(t * (M - 1))`` per element (float64 arithmetic), as integers."""
+def index_of(t: Any, num_timesteps: int, dtype: Any = None) -> np.ndarray:
+    """``floor(t * (M - 1))`` per element, as integers, with the product taken in ``t``'s dtype (``dtype``;
+    float64 when ``None``), as diffusers and the core do for timestep arrays. For a float32 ``t`` that rounded
+    product matches the index of the unrounded grid time more often than the exact product of the rounded
+    value does (which repeats a level at ``timesteps[1]`` of 2000)."""
+    if dtype is not None and np.dtype(dtype) == np.float32:
+        return np.floor(np.asarray(t, dtype=np.float32) * np.float32(num_timesteps - 1)).astype(np.int64)
     return np.floor(np.asarray(t, dtype=F64) * F64(num_timesteps - 1)).astype(np.int64)
 
 
@@ -112,16 +117,17 @@ def step_pred(
     sigma_min: float,
     sigma_max: float,
     num_levels: int,
+    time_dtype: Any = None,
 ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-    """Reverse diffusion: ``j = floor(t (M-1))``, ``g2 = sigma_j^2 - sigma_{j-1}^2``,
-    ``mean = x + g2 * score``, ``prev = mean + sqrt(g2) * z``.
+    """Reverse diffusion: ``j = floor(t (M-1))`` (the product in ``time_dtype``, see :func:`index_of`),
+    ``g2 = sigma_j^2 - sigma_{j-1}^2``, ``mean = x + g2 * score``, ``prev = mean + sqrt(g2) * z``.
 
     Returns ``(prev, mean, terms)``: ``terms["prev"]``/``terms["mean"]`` are the per-element sums of the
     summands' magnitudes (the error scale), ``terms["g2"]`` the coefficients, ``terms["kappa"]`` their
     conditions and ``terms["level"]`` the levels used.
     """
     x, score, z = (np.asarray(a, dtype=F64) for a in (x, score, z))
-    j = index_of(t, num_timesteps)
+    j = index_of(t, num_timesteps, time_dtype)
     coef = g2(j, sigma_min, sigma_max, num_levels)
     g2b = _bcast(coef, x.ndim)
     drift = g2b * score

@@ -89,6 +89,16 @@ def test_a_numpy_call_from_the_core_is_caught() -> None:
     """A function compiled as if it lived in ``sdeve/updates.py`` that calls NumPy is reported."""
     namespace: dict[str, Any] = {"np": np}
     source = "def norms(x):\n    return np.sqrt(np.sum(np.asarray(x) ** 2))\n"
-    exec(compile(source, sdeve.updates.__file__, "exec"), namespace)  # noqa: S102 - a fixed string
+    exec(compile(source, sdeve.updates.__file__, "exec"), namespace)
     calls = numpy_calls_from_core(lambda: namespace["norms"]([3.0, 4.0]))
     assert calls, "the profiler saw no NumPy call from the core"
+
+
+def test_an_eager_path_that_indexes_differently_from_jit_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Indexing a concrete 0-d JAX timestep on the host in float64 (as the core once did) picks another level
+    than the compiled float32 product at ``timesteps[1]`` and ``[2]`` of 2000: the jit check reports it."""
+    pytest.importorskip("jax")
+    from sdeve import _xp
+
+    monkeypatch.setattr(sdeve.scheduler, "scalars_on_host", _xp.is_concrete_on_host)
+    assert _statuses(_run("jit", backend="jax", dtype="float32"))["jit.step_pred"] == "FAIL"

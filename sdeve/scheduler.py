@@ -278,6 +278,17 @@ class ScoreSdeVeScheduler:
         """
         return self._adapter(sample).normal_like(generator, sample)
 
+    def _prepare_noise(self, generator: Any, sample: Array, noise: Array | None, purpose: str) -> tuple[Any, Any, bool]:
+        """``(adapter, noise, owns_noise)`` for a step. ``noise`` stays ``None`` when the adapter draws it inside
+        its fused update (one dispatch on JAX) and this class draws as the adapter does (the drop-in does not)."""
+        adapter = self._adapter(sample)
+        if noise is not None:
+            check_pair(noise, sample)
+            return adapter, noise, False
+        if not (adapter.draws_in_update and type(self)._noise is ScoreSdeVeScheduler._noise):
+            noise = self._noise(generator, sample, purpose)
+        return adapter, noise, True
+
     @staticmethod
     def _adapter(sample: Array) -> Any:
         """The ``sdeve_backends`` adapter for ``sample``'s library (noise, devices, fused fast paths)."""
@@ -406,13 +417,14 @@ class ScoreSdeVeScheduler:
         """
         xp = check_pair(model_output, sample)
         sigma, adjacent = self._predictor_sigmas(timestep, sample, xp)
-        owns_noise = noise is None
-        if noise is None:
-            noise = self._noise(generator, sample, "pred")
-        else:
-            check_pair(noise, sample)
-        fused = self._adapter(sample).predictor_update(sample, model_output, noise, sigma, adjacent, owns_noise=owns_noise)
-        prev, prev_mean = fused or _updates.predictor_update(sample, model_output, noise, sigma, adjacent, xp=xp)
+        adapter, noise, owns_noise = self._prepare_noise(generator, sample, noise, "pred")
+        fused = adapter.predictor_update(
+            sample, model_output, noise, sigma, adjacent, owns_noise=owns_noise, generator=generator
+        )
+        if fused is None:
+            noise = self._noise(generator, sample, "pred") if noise is None else noise
+            fused = _updates.predictor_update(sample, model_output, noise, sigma, adjacent, xp=xp)
+        prev, prev_mean = fused
         if not return_dict:
             return (prev, prev_mean)
         return SdeVeOutput(prev_sample=prev, prev_sample_mean=prev_mean)
@@ -437,14 +449,15 @@ class ScoreSdeVeScheduler:
         """
         self._require_schedule()
         xp = check_pair(model_output, sample)
-        owns_noise = noise is None
-        if noise is None:
-            noise = self._noise(generator, sample, "correct")
-        else:
-            check_pair(noise, sample)
+        adapter, noise, owns_noise = self._prepare_noise(generator, sample, noise, "correct")
         snr, norm = self._config.snr, self.corrector_norm
-        fused = self._adapter(sample).corrector_update(sample, model_output, noise, snr, norm=norm, owns_noise=owns_noise)
-        prev, _ = fused or _updates.corrector_update(sample, model_output, noise, snr, norm=norm, xp=xp)
+        fused = adapter.corrector_update(
+            sample, model_output, noise, snr, norm=norm, owns_noise=owns_noise, generator=generator
+        )
+        if fused is None:
+            noise = self._noise(generator, sample, "correct") if noise is None else noise
+            fused = _updates.corrector_update(sample, model_output, noise, snr, norm=norm, xp=xp)
+        prev = fused[0]
         if not return_dict:
             return (prev,)
         return SchedulerOutput(prev_sample=prev)

@@ -73,15 +73,20 @@ class Adapter:
 
     # Fused fast paths. They compute exactly what sdeve.updates computes, in fewer passes over memory; the
     # conformance suite checks them against the core. ``None`` means "no fast path here: use the core".
-    # ``owns_noise`` says the noise buffer was drawn for this call and may be overwritten.
+    # ``owns_noise`` says the noise buffer was drawn for this call and may be overwritten. An adapter with
+    # ``draws_in_update`` may be handed ``noise=None`` and then draws it from ``generator`` inside the update.
+    draws_in_update: bool = False
+
     def predictor_update(
-        self, sample: Array, model_output: Array, noise: Array, sigma: Any, adjacent_sigma: Any, *, owns_noise: bool
+        self, sample: Array, model_output: Array, noise: Array | None, sigma: Any, adjacent_sigma: Any, *,
+        owns_noise: bool, generator: Any = None,
     ) -> tuple[Array, Array] | None:
         """A fused :func:`sdeve.updates.predictor_update`, or ``None``."""
         return None
 
     def corrector_update(
-        self, sample: Array, model_output: Array, noise: Array, snr: float, *, norm: str, owns_noise: bool
+        self, sample: Array, model_output: Array, noise: Array | None, snr: float, *, norm: str, owns_noise: bool,
+        generator: Any = None,
     ) -> tuple[Array, Array] | None:
         """A fused :func:`sdeve.updates.corrector_update`, or ``None``."""
         return None

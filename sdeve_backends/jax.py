@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import os
 from typing import Any
 
@@ -24,7 +25,7 @@ import numpy as np
 
 from sdeve import schedule as _schedule
 from sdeve import updates as _updates
-from sdeve._xp import schedule_dtype
+from sdeve._xp import compute_dtype, schedule_dtype
 from sdeve.config import SdeVeConfig
 from sdeve.validation import check_pair
 
@@ -48,12 +49,15 @@ def as_key(generator: Any) -> jax.Array:
     if isinstance(generator, (int, np.integer)) and not isinstance(generator, bool):
         return jax.random.PRNGKey(int(generator))
     if isinstance(generator, (jax.Array, np.ndarray)):
+        # Shapes are checked first: a key already in shape is returned with no dispatch (this is on every step).
         if jax.dtypes.issubdtype(generator.dtype, jax.dtypes.prng_key):
-            if generator.shape not in ((), (1,)):
+            if generator.shape == ():
+                return generator
+            if generator.shape != (1,):
                 raise ValueError(f"expected one PRNG key, got a key array of shape {generator.shape}")
             return generator.reshape(())
         if generator.dtype == jnp.uint32 and generator.size == 2:
-            return jnp.reshape(generator, (2,))
+            return generator if generator.shape == (2,) else jnp.reshape(generator, (2,))
         raise TypeError(f"expected a JAX PRNG key, got an array of dtype {generator.dtype} and shape {generator.shape}")
     raise TypeError(f"expected a JAX PRNG key, an int seed or None, got {type(generator).__name__}")
 
@@ -78,13 +82,38 @@ class JaxAdapter(Adapter):
         not traceable (``sdeve.sample`` then runs step by step)."""
         return _compiled_loop(run, strict=False)
 
+    # Fused fast paths for the generic scheduler on eager JAX arrays: one compiled dispatch per update instead
+    # of a dozen eager ones. Inside a user's jax.jit (tracers) the core's own functions are traced instead.
+    draws_in_update = True  # noise=None: drawn from the key inside the compiled update
+
+    def predictor_update(
+        self, sample: Any, model_output: Any, noise: Any, sigma: Any, adjacent_sigma: Any, *, owns_noise: bool,
+        generator: Any = None,
+    ) -> tuple[jax.Array, jax.Array] | None:
+        if isinstance(sample, jax.core.Tracer):
+            return None
+        source = _noise_source(noise, generator)
+        if isinstance(sigma, float) and isinstance(adjacent_sigma, float):
+            # Host coefficients in float64 (sigma^2 - adjacent^2 cancels), each rounded once on the way in.
+            diffusion = math.sqrt((sigma - adjacent_sigma) * (sigma + adjacent_sigma))
+            return _predictor_axpy(sample, model_output, source, diffusion * diffusion, diffusion)
+        return _predictor_core(sample, model_output, source, sigma, adjacent_sigma)
+
+    def corrector_update(
+        self, sample: Any, model_output: Any, noise: Any, snr: float, *, norm: str, owns_noise: bool,
+        generator: Any = None,
+    ) -> tuple[jax.Array, jax.Array] | None:
+        if isinstance(sample, jax.core.Tracer):
+            return None
+        return _corrector_core(sample, model_output, _noise_source(noise, generator), snr=float(snr), norm=norm)
+
     def normal(self, generator: Any, shape: tuple[int, ...], *, dtype: Any, device: Any = None, like: Any = None) -> jax.Array:
         # jax.random.normal in float16/bfloat16 transforms half-precision uniforms: bfloat16 draws are visibly
         # skewed (KS p ~ 0 on 10^5 draws, see conformance's noise.ks). Draw in float32 and round once.
         draw = dtype if jnp.dtype(dtype).itemsize >= 4 else jnp.float32
         noise = jax.random.normal(as_key(generator), tuple(shape), dtype=draw)
         noise = noise if draw == dtype else noise.astype(dtype)
-        if device is not None and not isinstance(noise, jax.core.Tracer):
+        if device is not None and not isinstance(noise, jax.core.Tracer) and noise.sharding.device_set != {device}:
             noise = jax.device_put(noise, device)
         return noise
 
@@ -143,6 +172,39 @@ def _predictor_kernel(timesteps: jax.Array, discrete: jax.Array, model_output: j
 def _corrector_kernel(model_output: jax.Array, sample: jax.Array, key: jax.Array, *, snr: float) -> jax.Array:
     noise = ADAPTER.normal(key, tuple(sample.shape), dtype=sample.dtype)
     return _updates.corrector_update(sample, model_output, noise, snr, xp=jnp)[0]
+
+
+def _noise_source(noise: Any, generator: Any) -> Any:
+    """What the fused kernels take as noise: the noise itself, or a key to draw it from inside the kernel."""
+    return noise if noise is not None else (as_key(generator),)
+
+
+def _materialise(source: Any, sample: jax.Array) -> jax.Array:
+    """Inside a kernel: the noise, drawn here when ``source`` is ``(key,)`` (one dispatch draws and updates)."""
+    if isinstance(source, tuple):
+        return ADAPTER.normal(source[0], tuple(sample.shape), dtype=sample.dtype)
+    return source
+
+
+@jax.jit
+def _predictor_axpy(sample: jax.Array, model_output: jax.Array, noise: Any, drift_scale: Any, diffusion: Any) -> tuple[jax.Array, jax.Array]:
+    """The predictor of :func:`sdeve.updates.predictor_update` given its two host coefficients ``g^2`` and ``g``."""
+    noise = _materialise(noise, sample)
+    dtype = compute_dtype(jnp, sample.dtype)
+    prev_mean = sample.astype(dtype) + drift_scale * model_output.astype(dtype)
+    prev = prev_mean + diffusion * noise.astype(dtype)
+    return prev.astype(sample.dtype), prev_mean.astype(sample.dtype)
+
+
+@jax.jit
+def _predictor_core(sample: jax.Array, model_output: jax.Array, noise: Any, sigma: Any, adjacent: Any) -> tuple[jax.Array, jax.Array]:
+    return _updates.predictor_update(sample, model_output, _materialise(noise, sample), sigma, adjacent, xp=jnp)
+
+
+@functools.partial(jax.jit, static_argnames=("snr", "norm"))
+def _corrector_core(sample: jax.Array, model_output: jax.Array, noise: Any, *, snr: float, norm: str) -> tuple[jax.Array, jax.Array]:
+    noise = _materialise(noise, sample)
+    return _updates.corrector_update(sample, model_output, noise, snr, norm=norm, xp=jnp)  # type: ignore[arg-type]
 
 
 def _static_flag(value: Any, name: str) -> bool:

@@ -106,7 +106,7 @@ class TorchAdapter(Adapter):
         return coefficient.reshape((coefficient.shape[0],) + (1,) * (ndim - 1))
 
     def predictor_update(
-        self, sample: Any, model_output: Any, noise: Any, sigma: Any, adjacent_sigma: Any, *, owns_noise: bool
+        self, sample: Any, model_output: Any, noise: Any, sigma: Any, adjacent_sigma: Any, *, owns_noise: bool, generator: Any = None
     ) -> tuple[torch.Tensor, torch.Tensor] | None:
         if not self._fusable(sample, model_output, noise):
             return None
@@ -126,7 +126,7 @@ class TorchAdapter(Adapter):
         return prev, prev_mean
 
     def corrector_update(
-        self, sample: Any, model_output: Any, noise: Any, snr: float, *, norm: str, owns_noise: bool
+        self, sample: Any, model_output: Any, noise: Any, snr: float, *, norm: str, owns_noise: bool, generator: Any = None
     ) -> tuple[torch.Tensor, torch.Tensor] | None:
         if not self._fusable(sample, model_output, noise) or sample.ndim < 1:
             return None

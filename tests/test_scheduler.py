@@ -377,8 +377,14 @@ def test_generator_semantics(backend: LoadedBackend, dtype_name: str) -> None:
         same = step(_own_generator(backend, 7))
         np.testing.assert_array_equal(step(_own_generator(backend, 7)), same)
         assert not np.allclose(step(_own_generator(backend, 8)), same)
-        # The draw is exactly the framework's own draw for that generator.
-        np.testing.assert_array_equal(step(noise=_own_draw(backend, 7, x)), same)
+        # The draw is the framework's own draw for that generator. On JAX the generic scheduler draws inside
+        # the compiled update (one dispatch), where XLA may fuse the normal transform differently from a
+        # separate draw: the same numbers to a few ulps, not always to the bit.
+        if backend.backend.module == "jax.numpy":
+            eps = float(np.finfo(np.float16 if dtype_name == "float16" else np.dtype(dtype_name)).eps) if dtype_name != "bfloat16" else 2.0**-7
+            np.testing.assert_allclose(step(noise=_own_draw(backend, 7, x)), same, rtol=0, atol=8 * eps * np.max(np.abs(same)))
+        else:
+            np.testing.assert_array_equal(step(noise=_own_draw(backend, 7, x)), same)
         # An int seed works on every adapter; None draws fresh noise each call.
         np.testing.assert_array_equal(step(11), step(11))
         assert not np.allclose(step(None), step(None))

@@ -63,9 +63,9 @@ def check_jit(backend: LoadedBackend, dtype_label: str, dtype: Any) -> list[Meas
         _, _, pred_terms = ref.step_pred(xv, sv, zv, t_seen, case.num_steps, case.sigma_min, case.sigma_max, case.num_steps)
         _, _, corr_terms = ref.step_correct(xv, sv, zv, case.snr)
         pairs = {
-            "jit.step_pred": (lambda s, t, x, z: scheduler.step_pred(s, t, x, noise=z, return_dict=False), (s, t, x, z), pred_terms["prev"]),
-            "jit.step_correct": (lambda s, x, z: scheduler.step_correct(s, x, noise=z, return_dict=False), (s, x, z), corr_terms["prev"]),
-            "jit.add_noise": (lambda x, z, i: (scheduler.add_noise(x, z, i),), (x, z, index), np.abs(xv) + np.abs(zv) * case.sigma_max),
+            "jit.step_pred": (lambda s, t, x, z: scheduler.step_pred(s, t, x, noise=z, return_dict=False), (s, t, x, z), pred_terms["prev"]),  # noqa: B023 - run in this iteration
+            "jit.step_correct": (lambda s, x, z: scheduler.step_correct(s, x, noise=z, return_dict=False), (s, x, z), corr_terms["prev"]),  # noqa: B023 - run in this iteration
+            "jit.add_noise": (lambda x, z, i: (scheduler.add_noise(x, z, i),), (x, z, index), np.abs(xv) + np.abs(zv) * case.sigma_max),  # noqa: B023 - run in this iteration
         }
         flax = FlaxScoreSdeVeScheduler(**case.config())
         state = flax.create_state()
@@ -73,10 +73,10 @@ def check_jit(backend: LoadedBackend, dtype_label: str, dtype: Any) -> list[Meas
         key_noise = to_numpy(ADAPTER.normal(key, tuple(x.shape), dtype=x.dtype))
         _, _, flax_terms = ref.step_pred(xv, sv, key_noise, t_seen, case.num_steps, case.sigma_min, case.sigma_max, case.num_steps)
         pairs["jit.flax_step_pred"] = (
-            lambda st, s, t, x, k: flax.step_pred(st, s, t, x, k, return_dict=False)[:2], (state, s, t, x, key), flax_terms["prev"]
+            lambda st, s, t, x, k: flax.step_pred(st, s, t, x, k, return_dict=False)[:2], (state, s, t, x, key), flax_terms["prev"]  # noqa: B023 - run in this iteration
         )
         pairs["jit.flax_step_correct"] = (
-            lambda st, s, x, k: flax.step_correct(st, s, x, k, return_dict=False)[:1],
+            lambda st, s, x, k: flax.step_correct(st, s, x, k, return_dict=False)[:1],  # noqa: B023 - run in this iteration
             (state, s, x, key),
             ref.step_correct(xv, sv, key_noise, case.snr)[2]["prev"],
         )
@@ -196,7 +196,7 @@ def _diffusers_applies(backend: LoadedBackend) -> None:
     if backend.backend.module != "torch":
         raise NotApplicable("the diffusers drop-in is torch's")
     try:
-        import diffusers
+        import diffusers  # noqa: F401 - only whether it imports
     except ImportError as exc:
         raise NotApplicable(f"diffusers is not installed: {exc}") from None
 

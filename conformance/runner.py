@@ -17,7 +17,7 @@ __all__ = ["Report", "import_checks", "load_all", "run", "select_backends"]
 
 def import_checks() -> None:
     """Import the modules that register checks (idempotent)."""
-    from . import checks, checks_frontends, checks_noise
+    from . import checks, checks_frontends, checks_noise  # noqa: F401 - they register checks
 
 
 @dataclasses.dataclass
@@ -115,7 +115,7 @@ def load_all(backends: list[Backend]) -> tuple[list[LoadedBackend], dict[str, st
     for backend in backends:
         try:
             loaded.append(load_backend(backend))
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - ImportError, no device, a broken install: say why and go on
             skipped[backend.name] = f"{type(exc).__name__}: {exc}".splitlines()[0]
     return loaded, skipped
 

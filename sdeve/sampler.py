@@ -297,7 +297,16 @@ def prepare(
         ns = resolve_namespace(_namespace_of_generator(generator) if xp is None else xp)
     if dtype is None:
         dtype = init.dtype if init is not None else _default_float(ns, device)
-    if not ns.isdtype(dtype, "real floating"):
+    if isinstance(dtype, str):  # a name: "float32", "bfloat16", ...
+        named = getattr(ns, dtype, None)
+        if named is None:
+            raise TypeError(f"dtype {dtype!r} is not a dtype of {namespace_name(ns)}")
+        dtype = named
+    try:
+        is_float = ns.isdtype(dtype, "real floating")
+    except (TypeError, ValueError):
+        is_float = False
+    if not is_float:
         raise TypeError(f"dtype must be a real floating dtype, got {dtype}")
 
     cfg_min, cfg_max = float(config["sigma_min"]), float(config["sigma_max"])

@@ -336,12 +336,12 @@ class ScoreSdeVeScheduler:
         """
         if self._host_table is None:
             held = self.discrete_sigmas
-            if hasattr(held, "tolist") and is_concrete_on_host(held):
+            if held is not None and hasattr(held, "tolist") and is_concrete_on_host(held):
                 levels = held.tolist()
                 self._host_table = [(level, levels[j - 1] if j else 0.0) for j, level in enumerate(levels)]
             else:
                 self._host_table = False
-        return self._host_table or None
+        return self._host_table if isinstance(self._host_table, list) else None
 
     def _predictor_sigmas(self, timestep: Any, sample: Array, xp: Namespace) -> tuple[Any, Any]:
         """``(sigma, adjacent_sigma)`` for ``timestep``: Python floats (host) or 0-d arrays for a scalar time,

@@ -139,9 +139,9 @@ def main(argv: list[str] | None = None) -> int:
             progress = False
 
     if args.backend == "torch" and args.batch * 2 < 10**6:
-        import torch
+        from sdeve_backends.torch import use_one_thread
 
-        torch.set_num_threads(1)  # tensors this small: a thread pool only adds synchronisation (and contention)
+        use_one_thread()  # tensors this small: a thread pool only adds synchronisation (and contention)
     mixture = ring()
     scheduler = ScoreSdeVeScheduler(snr=args.snr, sigma_min=args.sigma_min, sigma_max=args.sigma_max,
                                     correct_steps=args.correct_steps)

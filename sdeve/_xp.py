@@ -177,6 +177,12 @@ def compute_dtype(xp: Namespace, dtype: Any) -> Any:
 _HOST_BY_TYPE_AND_DEVICE: dict[tuple[type, str], bool] = {}
 
 
+def _is_jax_tracer(x: Array) -> bool:
+    """A traced JAX value (under ``jax.jit``/``vmap``/...), recognised without importing JAX: every tracer
+    class derives from ``jax.core.Tracer``."""
+    return any(cls.__name__ == "Tracer" and cls.__module__.startswith("jax") for cls in type(x).__mro__)
+
+
 def scalars_on_host(x: Array) -> bool:
     """True when the scalar coefficients of a step on ``x`` are best computed as Python floats.
 
@@ -210,14 +216,8 @@ def is_concrete_on_host(x: Array) -> bool:
     """
     if array_api_compat.is_dask_array(x):
         return False
-    if array_api_compat.is_jax_array(x):
-        try:
-            import jax  # noqa: PLC0415 - only reached with a JAX array in hand
-
-            if isinstance(x, jax.core.Tracer):
-                return False
-        except Exception:
-            return False
+    if array_api_compat.is_jax_array(x) and _is_jax_tracer(x):
+        return False
     dev = device_of(x)
     if dev is None:
         return False

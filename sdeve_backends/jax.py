@@ -25,7 +25,7 @@ import numpy as np
 
 from sdeve import schedule as _schedule
 from sdeve import updates as _updates
-from sdeve._xp import compute_dtype, schedule_dtype
+from sdeve._xp import compute_dtype, is_concrete_on_host, schedule_dtype
 from sdeve.config import SdeVeConfig
 from sdeve.validation import check_pair
 
@@ -312,7 +312,12 @@ class FlaxScoreSdeVeScheduler:
         t = jnp.asarray(timestep, dtype=state.timesteps.dtype)
         if t.ndim > 1 or (t.ndim == 1 and t.shape[0] not in (1, sample.shape[0])):
             raise ValueError(f"timestep must be a scalar or of shape (B,), got {t.shape}")
-        if not isinstance(t, jax.core.Tracer) and not bool(jnp.all((t >= 0) & (t <= 1))):
+        # Values are read only where that is free (host memory, not traced): on a GPU a read would synchronise
+        # every step; there an out-of-range time is clamped to the nearest end of the schedule instead.
+        if isinstance(timestep, (int, float)) and not isinstance(timestep, bool):
+            if not 0.0 <= float(timestep) <= 1.0:
+                raise ValueError(f"timestep must be a continuous time in [0, 1], got {timestep}")
+        elif is_concrete_on_host(t) and not bool(jnp.all((t >= 0) & (t <= 1))):
             raise ValueError("timestep must be a continuous time in [0, 1]")
         prev, prev_mean = _predictor_kernel(state.timesteps, state.discrete_sigmas, model_output, t, sample, as_key(key))
         if not return_dict:

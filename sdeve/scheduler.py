@@ -108,7 +108,7 @@ class ScoreSdeVeScheduler:
         # The recipes the schedule arrays were built from, so that they can be rebuilt in any namespace.
         self._timesteps_recipe: tuple[int, float] | None = None
         self._sigmas_recipe: tuple[tuple[int, float], int, float, float] | None = None
-        self._discrete_cache: dict[tuple[Any, Any], Array] = {}
+        self._discrete_cache: dict[tuple[str, str], Array] = {}
         self._host_table: list[tuple[float, float]] | bool | None = None  # see _host_levels
         self.set_sigmas(self._config.num_train_timesteps, sigma_min, sigma_max, sampling_eps)
 
@@ -239,13 +239,8 @@ class ScoreSdeVeScheduler:
         """``discrete_sigmas`` in ``xp`` on ``device``: the held array when it is already there, else a
         rebuilt copy, cached (not under a JAX trace, where ``device`` is ``None``)."""
         assert self.discrete_sigmas is not None and self._sigmas_recipe is not None
-        cached = self._discrete_cache.get((xp, device))
-        if cached is not None:
-            return cached
         key = (namespace_name(xp), str(device))
         if key == (namespace_name(self._xp), str(device_of(self.discrete_sigmas))):
-            if device is not None:
-                self._discrete_cache[(xp, device)] = self.discrete_sigmas
             return self.discrete_sigmas
         cached = self._discrete_cache.get(key)
         if cached is not None:
@@ -258,7 +253,6 @@ class ScoreSdeVeScheduler:
         built = self._build_sigmas(xp, device)[1]
         if device is not None:
             self._discrete_cache[key] = built
-            self._discrete_cache[(xp, device)] = built
         return built
 
     def get_adjacent_sigma(self, timesteps: Array, t: Array) -> Array:

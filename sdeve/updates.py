@@ -78,7 +78,8 @@ def predictor_update(
         wide = xp.result_type(sigma.dtype, dtype)
         sigma = _as_compute(sigma, wide, xp=xp)
         adjacent_sigma = _as_compute(adjacent_sigma, wide, xp=xp) if not isinstance(adjacent_sigma, float) else adjacent_sigma
-        # sqrt then square, as diffusers does, so that float32 results match it to the last bit.
+        # g is rounded once to the compute dtype and squared there (diffusers' parity is the drop-in's business:
+        # it hands this function its own float32 g with adjacent 0).
         g = _as_compute(xp.sqrt((sigma - adjacent_sigma) * (sigma + adjacent_sigma)), dtype, xp=xp)
         diffusion = _per_example(g, sample.ndim, xp=xp)
     x = _as_compute(sample, dtype, xp=xp)

@@ -275,14 +275,18 @@ def _strict_only(backend: LoadedBackend) -> None:
         raise NotApplicable("array_api_strict only")
 
 
+# The one core module that holds NumPy: the schedule's host tables (float64) and the host timestep index.
+HOST_TABLE_MODULES = ("schedule.py",)
+
+
 def numpy_imports_in_core() -> list[str]:
-    """``file:line`` of every ``import numpy``/``from numpy ...`` in ``sdeve/`` (any depth, any scope)."""
+    """``file:line`` of every ``import numpy``/``from numpy ...`` in ``sdeve/`` outside the host-table module."""
     import sdeve
 
     found = []
     root = os.path.dirname(sdeve.__file__)
     for name in sorted(os.listdir(root)):
-        if not name.endswith(".py"):
+        if not name.endswith(".py") or name in HOST_TABLE_MODULES:
             continue
         path = os.path.join(root, name)
         with open(path, encoding="utf-8") as handle:
@@ -305,7 +309,11 @@ def numpy_calls_from_core(run: Any) -> list[str]:
     numpy_dirs = (os.path.dirname(np.__file__) + os.sep, os.path.join(os.path.dirname(array_api_compat.__file__), "numpy") + os.sep)
     calls: list[str] = []
 
+    host = tuple(os.path.join(core, name) for name in HOST_TABLE_MODULES)
+
     def profiler(frame: Any, event: str, arg: Any) -> None:
+        if frame.f_code.co_filename.startswith(host) or (frame.f_back and frame.f_back.f_code.co_filename.startswith(host)):
+            return
         if event == "call":
             caller = frame.f_back
             if caller is not None and caller.f_code.co_filename.startswith(core) and frame.f_code.co_filename.startswith(numpy_dirs):
@@ -327,7 +335,8 @@ def numpy_calls_from_core(run: Any) -> list[str]:
 def check_strict(backend: LoadedBackend, dtype_label: str, dtype: Any) -> list[Measure]:
     """On ``array_api_strict`` (which rejects anything outside the standard, and mixing with NumPy arrays),
     the schedule and all three updates run, return ``array_api_strict`` arrays, and no frame of ``sdeve/``
-    calls into NumPy; ``sdeve/`` imports NumPy nowhere. Error = the number of violations."""
+    calls into NumPy but the host-table module (the schedule's float64 tables and the host timestep index), which
+    is also the only one that imports it. Error = the number of violations."""
     case = CASES[1]
     data = make_data(case, 3)
     held = _inputs(backend, dtype, data.x, data.score, data.noise[0])

@@ -55,7 +55,6 @@ def test_a_wrong_step_size_in_the_corrector_fails(monkeypatch: pytest.MonkeyPatc
         return real(sample, model_output, noise, snr * (1 + 1e-6), **kwargs)
 
     monkeypatch.setattr(sdeve.updates, "corrector_update", wrong)
-    monkeypatch.setattr(sdeve.scheduler._updates, "corrector_update", wrong)
     assert _statuses(_run("step_correct"))["step_correct.prev_sample"] == "FAIL"
 
 
@@ -95,10 +94,13 @@ def test_a_numpy_call_from_the_core_is_caught() -> None:
 
 
 def test_an_eager_path_that_indexes_differently_from_jit_fails(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Indexing a concrete 0-d JAX timestep on the host in float64 (as the core once did) picks another level
+    """Indexing a concrete float32 0-d JAX timestep on the host in float64 (not in t's dtype) picks another level
     than the compiled float32 product at ``timesteps[1]`` and ``[2]`` of 2000: the jit check reports it."""
     pytest.importorskip("jax")
-    from sdeve import _xp
+    real = sdeve.scheduler.host_index
 
-    monkeypatch.setattr(sdeve.scheduler, "scalars_on_host", _xp.is_concrete_on_host)
+    def in_float64(t: float, num_timesteps: int, dtype: Any = None) -> int:
+        return real(t, num_timesteps, "float64")
+
+    monkeypatch.setattr(sdeve.scheduler, "host_index", in_float64)
     assert _statuses(_run("jit", backend="jax", dtype="float32"))["jit.step_pred"] == "FAIL"

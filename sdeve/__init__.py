@@ -1,23 +1,33 @@
-"""sdeve: the variance-exploding SDE predictor-corrector scheduler (Song et al. 2021), written once against
-the Python array API standard.
+"""sdeve: the variance-exploding SDE sampler (Song et al. 2021), written once against the Python array API
+standard.
 
 The core (this package) imports no framework and draws no random numbers: noise is an argument of every
-update. Framework adapters (random numbers, devices, framework-native front ends) live in ``sdeve_backends``.
+update, and each front end resolves a noise source once from the generator the user passed, through the
+adapter of the sample's library (:mod:`sdeve.backends` finds adapters by entry point; the project's own are in
+``sdeve_backends``).
 """
 
 from __future__ import annotations
 
+from .backends import backend_for, register_backend
 from .config import CONFIG_NAME, ConfigError, SdeVeConfig
 from .outputs import SchedulerOutput, SdeVeOutput
+from .protocols import Backend, BackendBase, NoiseSource
+from .samplers import SAMPLERS
+from .sampling import sample
 from .scheduler import ScoreSdeVeScheduler
-from .sampler import SamplerState, sample
+from .state import SamplerState
 from .updates import add_noise, corrector_step_size, corrector_update, predictor_update
 
 __version__ = "0.1.0"
 
 __all__ = [
     "CONFIG_NAME",
+    "SAMPLERS",
+    "Backend",
+    "BackendBase",
     "ConfigError",
+    "NoiseSource",
     "SamplerState",
     "SchedulerOutput",
     "ScoreSdeVeScheduler",
@@ -25,8 +35,10 @@ __all__ = [
     "SdeVeOutput",
     "__version__",
     "add_noise",
+    "backend_for",
     "corrector_step_size",
     "corrector_update",
     "predictor_update",
+    "register_backend",
     "sample",
 ]

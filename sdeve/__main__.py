@@ -18,7 +18,7 @@ from typing import Any
 
 from . import __version__
 from .oracles import MixtureReport, _host_array, ring
-from .sampler import sample
+from .sampling import sample
 from .scheduler import ScoreSdeVeScheduler
 
 BACKENDS = {

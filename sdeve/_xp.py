@@ -8,7 +8,6 @@ the library needs a compatibility wrapper.
 from __future__ import annotations
 
 import importlib
-import sys
 from types import ModuleType
 from typing import Any
 
@@ -19,13 +18,12 @@ __all__ = [
     "Namespace",
     "array_namespace",
     "compute_dtype",
+    "default_float",
     "device_of",
     "has_float64",
     "index_dtype",
-    "is_concrete_on_host",
     "namespace_name",
     "resolve_namespace",
-    "scalars_on_host",
     "schedule_dtype",
     "to_device",
 ]
@@ -46,6 +44,10 @@ _NAMESPACE_MODULES: dict[str, str] = {
     "dask": "array_api_compat.dask.array",
     "dask.array": "array_api_compat.dask.array",
     "array_api_strict": "array_api_strict",
+    "array_api_compat.numpy": "array_api_compat.numpy",
+    "array_api_compat.torch": "array_api_compat.torch",
+    "array_api_compat.cupy": "array_api_compat.cupy",
+    "array_api_compat.dask.array": "array_api_compat.dask.array",
 }
 
 _MODULE_ALIASES: dict[str, str] = {
@@ -133,8 +135,9 @@ def device_of(x: Array) -> Any:
 
 
 def to_device(x: Array, device: Any) -> Array:
-    """Move ``x`` to ``device`` (no copy when it is already there); ``device=None`` leaves it where it is."""
-    if device is None:
+    """Move ``x`` to ``device``; ``x`` itself when it is already there or ``device`` is ``None`` (so that a
+    namespace without device control is never asked to move anything)."""
+    if device is None or device_of(x) == device:
         return x
     return array_api_compat.to_device(x, device)
 
@@ -165,61 +168,21 @@ def compute_dtype(xp: Namespace, dtype: Any) -> Any:
     """The dtype the updates compute in for samples of ``dtype``: ``dtype``, but at least float32.
 
     Half-precision samples are promoted so that coefficients such as ``sigma_max**2 ~ 1.8e6`` do not overflow
-    float16 (max 65504) or lose their digits in bfloat16; the result is cast back to the sample's dtype.
+    float16 (max 65504) or lose their digits in bfloat16; the result is cast back to the sample's dtype. Wider
+    dtypes (float64, NumPy's longdouble) compute in themselves.
     """
-    if dtype == xp.float64:
+    if dtype == xp.float64 or dtype == xp.float32:
         return dtype
-    if dtype == xp.float32:
-        return dtype
-    return xp.float32
+    try:
+        narrow = xp.finfo(dtype).bits < 32
+    except (TypeError, ValueError):
+        narrow = True
+    return xp.float32 if narrow else dtype
 
 
-_HOST_BY_TYPE_AND_DEVICE: dict[tuple[type, str], bool] = {}
-
-
-def _is_jax_tracer(x: Array) -> bool:
-    """A traced JAX value (under ``jax.jit``/``vmap``/...), recognised without importing JAX: every tracer
-    class derives from ``jax.core.Tracer``."""
-    return any(cls.__name__ == "Tracer" and cls.__module__.startswith("jax") for cls in type(x).__mro__)
-
-
-def scalars_on_host(x: Array) -> bool:
-    """True when the scalar coefficients of a step on ``x`` are best computed as Python floats.
-
-    That is the case for eager arrays in host memory (NumPy, torch on the CPU, array_api_strict): reading a
-    0-d value is free there, and Python arithmetic in float64 replaces a chain of tiny array operations.
-    Never for JAX (so that eager and ``jax.jit`` results are the same program), Dask (lazy), accelerators
-    (a read would synchronise the device), or while ``torch.compile`` traces (a read would break the graph).
-    """
-    if _torch_compiling():
-        return False
-    key = (type(x), str(device_of(x)))
-    cached = _HOST_BY_TYPE_AND_DEVICE.get(key)
-    if cached is None:
-        cached = is_concrete_on_host(x) and not array_api_compat.is_jax_array(x)
-        _HOST_BY_TYPE_AND_DEVICE[key] = cached
-    return cached
-
-
-def _torch_compiling() -> bool:
-    """Whether ``torch.compile`` is tracing the caller (torch is only looked up, never imported)."""
-    torch = sys.modules.get("torch")
-    compiler = getattr(torch, "compiler", None) if torch is not None else None
-    return bool(compiler is not None and compiler.is_compiling())
-
-
-def is_concrete_on_host(x: Array) -> bool:
-    """True when reading the value of ``x`` is a cheap host operation.
-
-    False for JAX tracers, Dask arrays (reading them computes the graph) and arrays on an accelerator (reading
-    them synchronises the device). Validation of array *values* only runs where this is true.
-    """
-    if array_api_compat.is_dask_array(x):
-        return False
-    if array_api_compat.is_jax_array(x) and _is_jax_tracer(x):
-        return False
-    dev = device_of(x)
-    if dev is None:
-        return False
-    text = str(dev).lower()
-    return "cuda" not in text and "gpu" not in text and "mps" not in text and "tpu" not in text
+def default_float(xp: Namespace, device: Any = None) -> Any:
+    """The namespace's default real floating dtype on ``device`` (float32 where the inspection API is missing)."""
+    try:
+        return xp.__array_namespace_info__().default_dtypes(device=device)["real floating"]
+    except Exception:
+        return xp.float32

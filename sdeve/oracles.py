@@ -19,6 +19,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from ._xp import Array, Namespace, array_namespace, compute_dtype, device_of, index_dtype, resolve_namespace
+from .backends import backend_for
+from .protocols import NoiseSource
 
 __all__ = ["GaussianMixture", "MixtureReport"]
 
@@ -177,8 +179,7 @@ class GaussianMixture:
             xp.asarray([float(v) ** 2 for v in self._stds], dtype=dtype, device=device),
             xp.asarray(quantiles, dtype=dtype, device=device),
         )
-        if device is not None or namespace_is_host(xp):
-            self._cache[key] = built
+        self._cache[key] = built
         return built
 
     def _flat(self, x: Array, xp: Namespace) -> tuple[Array, Any]:
@@ -286,16 +287,12 @@ class GaussianMixture:
         self, n: int, *, generator: Any = None, xp: Namespace | str | None = None, device: Any = None, dtype: Any = None
     ) -> Array:
         """``n`` exact samples, shape ``(n, *data_shape)``, drawn with the framework's generator (or seed)."""
-        from sdeve_backends import adapter_for  # noqa: PLC0415 - adapters import their framework lazily
-
         ns = resolve_namespace(xp)
         dtype = ns.float32 if dtype is None else dtype
-        adapter = adapter_for(ns)
-        gen = adapter.make_generator(generator, device)
-        now, gen = adapter.split(gen)
-        noise = adapter.normal(now, (int(n), *self.data_shape), dtype=dtype, device=device)
-        now, gen = adapter.split(gen)
-        component_noise = adapter.normal(now, (int(n),), dtype=dtype, device=device)
+        backend = backend_for(ns)
+        source = NoiseSource(backend, backend.make_generator(generator, device))
+        noise = source.draw((int(n), *self.data_shape), dtype=dtype, device=device)
+        component_noise = source.draw((int(n),), dtype=dtype, device=device)
         return self.sample_from_normals(component_noise, noise, xp=ns)
 
     # ------------------------------------------------------------------ quality
@@ -344,12 +341,6 @@ class GaussianMixture:
         log_likelihood = float(host.mean(self.log_prob(x, xp=host)))
         return MixtureReport(n, tuple(counts), tuple(weights), tuple(means), tuple(stds), weight_error, mean_error,
                              std_error, log_likelihood)
-
-
-def namespace_is_host(xp: Namespace) -> bool:
-    """Whether arrays of ``xp`` built with ``device=None`` are host arrays that may be cached."""
-    name = getattr(xp, "__name__", "")
-    return name.endswith("numpy") and "jax" not in name or name == "array_api_strict"
 
 
 def _softmax_from_log(logp: Array, xp: Namespace) -> Array:

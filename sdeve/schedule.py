@@ -1,30 +1,49 @@
-"""The VE noise schedule as pure functions of an array namespace.
+"""The VE noise schedule as a value: built once on the host in float64, moved once to a namespace and cached.
 
 Song et al. (2021), eq. (31) and Appendix C: ``sigma(t) = sigma_min * (sigma_max / sigma_min) ** t`` for
 continuous ``t`` in ``[sampling_eps, 1]``, and ``N`` discrete levels spaced geometrically between ``sigma_min``
-and ``sigma_max``. All noise levels are standard deviations in data units.
+and ``sigma_max``. All noise levels are standard deviations in data units; times are dimensionless.
+
+Host arithmetic is NumPy float64 (no framework's transcendental functions: they are slow on tiny arrays once
+a thread pool is busy, and their digits differ from library to library). A :class:`Schedule` is immutable;
+a scheduler swaps it in one assignment, so a step running in another thread sees the old one or the new one,
+never a mix.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import operator
-from typing import Any
+from typing import Any, NamedTuple
 
-from ._xp import Array, Namespace, array_namespace, index_dtype
+import numpy as np
+
+from ._xp import Array, Namespace, array_namespace, index_dtype, namespace_name, schedule_dtype
+from .backends import backend_for
+from .updates import reverse_diffusion_coefficients
 
 __all__ = [
+    "FLOAT64",
+    "HOST_DTYPES",
+    "MovedSchedule",
+    "Rounding",
+    "Schedule",
     "adjacent_sigmas",
     "check_num_steps",
     "continuous_sigmas",
     "discrete_sigmas",
+    "host_index",
     "timestep_index",
     "timesteps",
 ]
 
+# The most levels a schedule may hold: its host tables take 8 bytes a value, six tables.
+MAX_STEPS = 10**8
+
 
 def check_num_steps(num_inference_steps: Any, name: str = "num_inference_steps") -> int:
-    """Return ``num_inference_steps`` as an ``int >= 1``; raise ``TypeError``/``ValueError`` otherwise."""
+    """Return ``num_inference_steps`` as an ``int`` in ``[1, 10^8]``; raise ``TypeError``/``ValueError`` otherwise."""
     if isinstance(num_inference_steps, bool):
         raise TypeError(f"{name} must be an int >= 1, got {num_inference_steps!r}")
     try:
@@ -38,39 +57,216 @@ def check_num_steps(num_inference_steps: Any, name: str = "num_inference_steps")
             ) from None
     if steps < 1:
         raise ValueError(f"{name} must be >= 1, got {steps}")
+    if steps > MAX_STEPS:
+        raise ValueError(f"{name} must be <= {MAX_STEPS} (a schedule of {steps} levels does not fit in memory)")
     return steps
 
 
+# ---------------------------------------------------------------------- host formulas (float64 NumPy)
+def _ramp(n: int) -> np.ndarray:
+    """``k / (n - 1)`` for ``k = 0..n-1`` (``[0]`` when ``n == 1``), float64."""
+    return np.linspace(0.0, 1.0, n, dtype=np.float64)
+
+
+def timesteps_host(n: int, sampling_eps: float) -> np.ndarray:
+    """``linspace(1, sampling_eps, n)``: ``(n,)`` float64, decreasing."""
+    return np.linspace(1.0, float(sampling_eps), n, dtype=np.float64)
+
+
+def sigma_of_t(t: Any, sigma_min: float, sigma_max: float) -> Any:
+    """``sigma(t) = sigma_min * exp(t * (log sigma_max - log sigma_min))`` for a NumPy array or a float.
+
+    The logarithms are taken apart so that the ratio never overflows (``sigma_max / sigma_min`` may exceed the
+    float range while both are finite).
+    """
+    log_ratio = math.log(sigma_max) - math.log(sigma_min)
+    if isinstance(t, float):
+        return sigma_min * math.exp(t * log_ratio)
+    return sigma_min * np.exp(np.asarray(t, dtype=np.float64) * log_ratio)
+
+
+def levels_host(n: int, sigma_min: float, sigma_max: float) -> np.ndarray:
+    """``exp(linspace(log sigma_min, log sigma_max, n))``: ``(n,)`` float64, increasing geometric levels."""
+    lo, hi = math.log(sigma_min), math.log(sigma_max)
+    return np.exp(np.linspace(lo, hi, n, dtype=np.float64))
+
+
+HOST_DTYPES = ("float32", "float64")
+
+
+def host_index(t: float, num_timesteps: int, dtype: str = "float64") -> int:
+    """``floor(t * (M - 1))`` with the product taken in ``dtype`` (``"float32"`` or ``"float64"``: ``t``'s, Song's
+    and diffusers' rule), clamped to ``[0, M - 1]``; NaN maps to 0 as in :func:`timestep_index`."""
+    scaled = np.asarray(t, dtype=dtype) * np.asarray(num_timesteps - 1, dtype=dtype)
+    value = float(np.floor(scaled))
+    if math.isnan(value):
+        return 0
+    return min(max(int(value), 0), num_timesteps - 1)
+
+
+# ---------------------------------------------------------------------- rounding policies
+class Rounding:
+    """How a schedule's host values are computed and held: float64 here. A front end that must reproduce
+    another library's digits (the diffusers drop-in) subclasses it; everything else follows from the values."""
+
+    dtype = "float64"
+
+    def timesteps(self, n: int, sampling_eps: float) -> np.ndarray:
+        """``linspace(1, sampling_eps, n)``."""
+        return timesteps_host(n, sampling_eps)
+
+    def sigmas(self, times: np.ndarray, sigma_min: float, sigma_max: float) -> np.ndarray:
+        """``sigma(t)`` of each time."""
+        return np.asarray(sigma_of_t(times.astype(np.float64), sigma_min, sigma_max))
+
+    def levels(self, n: int, sigma_min: float, sigma_max: float) -> np.ndarray:
+        """``n`` geometric levels."""
+        return levels_host(n, sigma_min, sigma_max)
+
+    def coefficients(self, levels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The predictor's ``(g_j^2, g_j)`` per level, float64 (:func:`sdeve.updates.reverse_diffusion_coefficients`)."""
+        wide = levels.astype(np.float64)
+        below = np.concatenate([np.zeros(1), wide[:-1]])
+        return reverse_diffusion_coefficients(wide, below, sqrt=np.sqrt)
+
+
+FLOAT64 = Rounding()
+
+
+# ---------------------------------------------------------------------- the schedule value
+class MovedSchedule(NamedTuple):
+    """A schedule's arrays in one namespace, device and dtype (see :meth:`Schedule.arrays`)."""
+
+    timesteps: Array  # (M,)
+    sigmas: Array  # (M,)
+    discrete_sigmas: Array  # (N,)
+    drift: Array  # (N,) g_j^2
+    diffusion: Array  # (N,) g_j
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Schedule:
+    """Timesteps, noise levels and the predictor's per-level coefficients, on the host.
+
+    Attributes
+    ----------
+    timesteps : numpy.ndarray, (M,)
+        Continuous times from 1 down to ``sampling_eps``.
+    sigmas : numpy.ndarray, (M,)
+        ``sigma(t_i)``: the level the model is told at timestep ``i``.
+    discrete_sigmas : numpy.ndarray, (N,)
+        Geometric levels from ``sigma_min`` up to ``sigma_max``; the updates use these.
+    drift, diffusion : numpy.ndarray, (N,) float64
+        The reverse-diffusion predictor's ``g_j^2`` and ``g_j`` per level (Song et al., eq. (47)).
+    dtype : str
+        The dtype the arrays are handed out in where the namespace has it: ``"float64"``, or ``"float32"``
+        for diffusers' rounding.
+    """
+
+    timesteps: np.ndarray
+    sigmas: np.ndarray
+    discrete_sigmas: np.ndarray
+    drift: np.ndarray
+    diffusion: np.ndarray
+    dtype: str = "float64"
+    _moved: dict[tuple[str, str, str], MovedSchedule] = dataclasses.field(default_factory=dict, init=False,
+                                                                          repr=False)
+
+    def __post_init__(self) -> None:
+        for field in ("timesteps", "sigmas", "discrete_sigmas", "drift", "diffusion"):
+            getattr(self, field).flags.writeable = False
+        # Python lists: a step reads levels from them with no array built, and arrays are moved from them (a
+        # list is a constant to every tracer, torch.compile's included, where a NumPy array is not).
+        object.__setattr__(self, "_lists", {name: getattr(self, name).tolist() for name in MovedSchedule._fields})
+        object.__setattr__(self, "_tables", (self._lists["drift"], self._lists["diffusion"],  # type: ignore[attr-defined]
+                                             self._lists["discrete_sigmas"]))  # type: ignore[attr-defined]
+        # Plain ints: a step reads these, and torch.compile would turn a NumPy attribute read into a tensor.
+        object.__setattr__(self, "_sizes", (int(self.timesteps.shape[0]), int(self.discrete_sigmas.shape[0])))
+
+    @classmethod
+    def build(cls, num_timesteps: int, num_levels: int, sigma_min: float, sigma_max: float,
+              sampling_eps: float, *, rounding: Rounding | None = None) -> Schedule:
+        """``num_timesteps`` times ``linspace(1, sampling_eps, M)`` and ``num_levels`` geometric levels."""
+        rounding = FLOAT64 if rounding is None else rounding
+        times = rounding.timesteps(check_num_steps(num_timesteps), sampling_eps)
+        return cls.with_levels(times, num_levels, sigma_min, sigma_max, rounding=rounding)
+
+    @classmethod
+    def with_levels(cls, times: np.ndarray, num_levels: int, sigma_min: float, sigma_max: float, *,
+                    rounding: Rounding | None = None) -> Schedule:
+        """Levels for the given ``times``: ``sigma(t)`` of each and ``num_levels`` geometric levels."""
+        rounding = FLOAT64 if rounding is None else rounding
+        levels = rounding.levels(check_num_steps(num_levels), sigma_min, sigma_max)
+        drift, diffusion = rounding.coefficients(levels)
+        return cls(times, rounding.sigmas(times, sigma_min, sigma_max), levels, drift, diffusion, rounding.dtype)
+
+    def with_timesteps(self, times: np.ndarray) -> Schedule:
+        """This schedule with other timesteps; ``sigmas`` and the levels stay (diffusers' ``set_timesteps``)."""
+        return dataclasses.replace(self, timesteps=times)
+
+    @property
+    def num_timesteps(self) -> int:
+        """``M``."""
+        return self._sizes[0]  # type: ignore[attr-defined, no-any-return]
+
+    @property
+    def num_levels(self) -> int:
+        """``N``."""
+        return self._sizes[1]  # type: ignore[attr-defined, no-any-return]
+
+    def predictor_coefficients(self, level: int) -> tuple[float, float]:
+        """``(g^2, g)`` of ``level`` as Python floats: a scalar step's coefficients with no array built."""
+        drift, diffusion, _ = self._tables  # type: ignore[attr-defined]
+        return drift[level], diffusion[level]
+
+    def level(self, index: int) -> float:
+        """``discrete_sigmas[index]`` as a Python float."""
+        return float(self._tables[2][index])  # type: ignore[attr-defined]
+
+    def arrays(self, xp: Namespace, device: Any = None) -> MovedSchedule:
+        """The schedule in ``xp`` on ``device``, in :attr:`dtype` where available (else float32): built on the
+        first call, cached after (but for arrays built inside a trace, which live only as long as it)."""
+        dtype = schedule_dtype(xp, device) if self.dtype == "float64" else getattr(xp, self.dtype)
+        key = (namespace_name(xp), str(device), str(dtype))
+        moved = self._moved.get(key)
+        if moved is None:
+            lists = self._lists  # type: ignore[attr-defined]
+            moved = MovedSchedule(*(xp.asarray(lists[name], dtype=dtype, device=device) for name in MovedSchedule._fields))
+            if not backend_for(xp).traced(moved.drift):
+                # Two threads may both build; setdefault keeps one, so every caller sees the same arrays.
+                moved = self._moved.setdefault(key, moved)
+        return moved
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # The device caches and the lock do not pickle; a copy rebuilds them on demand.
+        fields = ("timesteps", "sigmas", "discrete_sigmas", "drift", "diffusion")
+        return (type(self), (*(np.array(getattr(self, name)) for name in fields), self.dtype))
+
+
+# ---------------------------------------------------------------------- array-API forms (any namespace)
 def timesteps(
     num_inference_steps: int, sampling_eps: float, *, xp: Namespace, device: Any = None, dtype: Any = None
 ) -> Array:
-    """Continuous timesteps ``linspace(1, sampling_eps, N)``: shape ``(N,)``, decreasing, dimensionless."""
+    """Continuous timesteps ``linspace(1, sampling_eps, N)`` in ``xp``: shape ``(N,)``, decreasing."""
     steps = check_num_steps(num_inference_steps)
     if not (0.0 < float(sampling_eps) < 1.0):
         raise ValueError(f"sampling_eps must lie in (0, 1), got {sampling_eps}")
-    return xp.linspace(1.0, float(sampling_eps), steps, dtype=dtype, device=device)
+    return xp.asarray(timesteps_host(steps, sampling_eps), dtype=dtype, device=device)
 
 
 def continuous_sigmas(timesteps: Array, sigma_min: float, sigma_max: float, *, xp: Namespace | None = None) -> Array:
-    """``sigma(t) = sigma_min * (sigma_max / sigma_min) ** t`` elementwise: the noise level the model is given.
-
-    Same shape, dtype and device as ``timesteps``. Computed as ``sigma_min * exp(t * log(ratio))``, which is
-    the same function with one transcendental per element.
-    """
+    """``sigma(t) = sigma_min * (sigma_max / sigma_min) ** t`` elementwise, in ``timesteps``' namespace."""
     xp = array_namespace(timesteps) if xp is None else xp
-    log_ratio = math.log(float(sigma_max) / float(sigma_min))
+    log_ratio = math.log(float(sigma_max)) - math.log(float(sigma_min))
     return float(sigma_min) * xp.exp(timesteps * log_ratio)
 
 
 def discrete_sigmas(
     num_levels: int, sigma_min: float, sigma_max: float, *, xp: Namespace, device: Any = None, dtype: Any = None
 ) -> Array:
-    """Geometric noise levels ``exp(linspace(log sigma_min, log sigma_max, N))``: shape ``(N,)``, increasing.
-
-    ``discrete_sigmas[0] == sigma_min`` and ``discrete_sigmas[N-1] == sigma_max`` (to rounding).
-    """
-    steps = check_num_steps(num_levels, "num_inference_steps")
-    return xp.exp(xp.linspace(math.log(sigma_min), math.log(sigma_max), steps, dtype=dtype, device=device))
+    """Geometric noise levels ``exp(linspace(log sigma_min, log sigma_max, N))`` in ``xp``: ``(N,)``, increasing."""
+    levels = levels_host(check_num_steps(num_levels), float(sigma_min), float(sigma_max))
+    return xp.asarray(levels, dtype=dtype, device=device)
 
 
 def adjacent_sigmas(discrete_sigmas: Array, index: Array | int, *, xp: Namespace | None = None) -> Array:
@@ -82,7 +278,7 @@ def adjacent_sigmas(discrete_sigmas: Array, index: Array | int, *, xp: Namespace
     xp = array_namespace(discrete_sigmas) if xp is None else xp
     if isinstance(index, int):
         if index == 0:
-            return xp.zeros_like(discrete_sigmas[0])  # not .device: Dask arrays have none
+            return xp.zeros_like(discrete_sigmas[0])
         return discrete_sigmas[index - 1]
     below = xp.take(discrete_sigmas, xp.maximum(index - 1, xp.zeros_like(index)), axis=0)
     return xp.where(index == 0, xp.zeros_like(below), below)
@@ -91,11 +287,10 @@ def adjacent_sigmas(discrete_sigmas: Array, index: Array | int, *, xp: Namespace
 def timestep_index(t: Array, num_timesteps: int, *, xp: Namespace | None = None) -> Array:
     """The discrete level of continuous timestep ``t``: ``floor(t * (M - 1))``, clamped to ``[0, M - 1]``.
 
-    ``t`` is a real array (any shape) in ``[0, 1]``; the product is taken in ``t``'s dtype, as diffusers does,
-    so that an element of a float32 ``timesteps`` array maps to the same index here and there. The clamp only
-    matters for values the caller could not validate (traced or on a device); it turns them into the nearest
-    end of the schedule rather than an out-of-range gather; a NaN (which ``clip`` keeps, and whose cast to an
-    integer is undefined: a wrapped-around gather on NumPy/Dask) maps to level 0.
+    ``t`` is a real array (any shape); the product is taken in ``t``'s dtype, as Song and diffusers do, so that
+    an element of a float32 ``timesteps`` array maps to the same index everywhere (:func:`host_index` is the
+    same rule on the host). The clamp only matters for values the caller could not validate (traced, lazy or
+    on a device); NaN maps to level 0 rather than to an undefined integer cast.
     """
     xp = array_namespace(t) if xp is None else xp
     scaled = xp.floor(t * float(num_timesteps - 1))

@@ -1,49 +1,31 @@
 """``ScoreSdeVeScheduler``: diffusers' object API over the core, for arrays of any supported library.
 
-The schedule is held in one namespace and device (NumPy on the CPU unless ``xp=``/``device=`` say otherwise).
-A step takes arrays of any supported library: the schedule is rebuilt once in the sample's namespace and
-device and cached there; the sample is never moved to the schedule. Every array this class hands back has
-the sample's namespace, device and dtype.
+The schedule is a :class:`sdeve.schedule.Schedule` value, built on the host and replaced in one assignment by
+``set_timesteps``/``set_sigmas`` (so a step in another thread sees the old schedule or the new one, never a
+mix). Its arrays are handed out in the scheduler's namespace and device (NumPy on the CPU unless ``xp=``/
+``device=`` say otherwise); a step takes arrays of any supported library and uses the schedule moved once to
+the sample's namespace and device. Every array a step returns has the sample's namespace, device and dtype.
 """
 
 from __future__ import annotations
 
-import importlib
-import math
-import os
-from collections.abc import Mapping
 from typing import Any
 
-from . import schedule as _schedule
-from . import updates as _updates
-from ._xp import (
-    Array,
-    Namespace,
-    array_namespace,
-    device_of,
-    index_dtype,
-    is_concrete_on_host,
-    namespace_name,
-    resolve_namespace,
-    scalars_on_host,
-    schedule_dtype,
-    to_device,
-)
-from .config import CONFIG_NAME, ConfigError, SdeVeConfig
+from . import state as _state
+from . import updates
+from ._xp import Array, Namespace, array_namespace, device_of, namespace_name, resolve_namespace, to_device
+from .backends import backend_for
+from .config import ConfigError, SdeVeConfig
 from .outputs import SchedulerOutput, SdeVeOutput
+from .persistence import DiffusersConfigMixin
+from .protocols import Backend
+from .schedule import FLOAT64, HOST_DTYPES, Rounding, Schedule, check_num_steps, host_index, timestep_index
 from .updates import CorrectorNorm
 from .validation import batch_size, check_pair, check_unit_interval, is_python_scalar
 
-__all__ = ["ScoreSdeVeScheduler"]
+__all__ = ["ConfigError", "ScoreSdeVeScheduler"]
 
-# Keyword arguments of diffusers' from_pretrained that concern the Hub; accepted and ignored (we read local files).
-_HUB_KWARGS = frozenset(
-    {"cache_dir", "force_download", "resume_download", "proxies", "output_loading_info", "local_files_only",
-     "token", "use_auth_token", "revision", "mirror", "user_agent", "_from_pipeline", "_commit_hash"}
-)
-
-
-class ScoreSdeVeScheduler:
+class ScoreSdeVeScheduler(DiffusersConfigMixin):
     """The variance-exploding SDE predictor-corrector scheduler (Song et al. 2021), diffusers' API.
 
     Parameters
@@ -51,7 +33,7 @@ class ScoreSdeVeScheduler:
     num_train_timesteps, snr, sigma_min, sigma_max, sampling_eps, correct_steps
         See :class:`sdeve.SdeVeConfig` (diffusers' names and defaults).
     xp
-        Namespace the schedule arrays (``timesteps``, ``sigmas``, ``discrete_sigmas``) are built in: a module
+        Namespace the schedule arrays (``timesteps``, ``sigmas``, ``discrete_sigmas``) are handed out in: a module
         (``numpy``, ``torch``, ``jax.numpy``, ``cupy``, ``dask.array``, ``array_api_strict``) or its name.
         Default NumPy. Steps accept arrays of any supported library regardless.
     device
@@ -76,8 +58,10 @@ class ScoreSdeVeScheduler:
     """
 
     order: int = 1
-    config_name: str = CONFIG_NAME
+    config_name: str = "scheduler_config.json"
     _bound_namespace: str | None = None  # subclasses tie the schedule to one library
+    _rounding: Rounding = FLOAT64  # how the schedule's values are computed and held
+    _python_time_dtype: str = "float64"  # the dtype a Python-number timestep is indexed in
 
     def __init__(
         self,
@@ -102,31 +86,31 @@ class ScoreSdeVeScheduler:
         self._xp = self._resolve_xp(xp)
         self._device = device
         self.init_noise_sigma: float = self._config.sigma_max
-        self.timesteps: Array | None = None
-        self.sigmas: Array | None = None
-        self.discrete_sigmas: Array | None = None
-        # The recipes the schedule arrays were built from, so that they can be rebuilt in any namespace.
-        self._timesteps_recipe: tuple[int, float] | None = None
-        self._sigmas_recipe: tuple[tuple[int, float], int, float, float] | None = None
-        self._discrete_cache: dict[tuple[str, str], Array] = {}
-        self._host_table: list[tuple[float, float]] | bool | None = None  # see _host_levels
+        self._schedule: Schedule | None = None
         self.set_sigmas(self._config.num_train_timesteps, sigma_min, sigma_max, sampling_eps)
 
     # ------------------------------------------------------------------ configuration
     @property
-    def config(self) -> SdeVeConfig:
+    def config(self) -> Any:
         """The scheduler's settings (immutable; attribute and key access)."""
         return self._config
 
     @property
     def xp(self) -> Namespace:
-        """The namespace the schedule arrays live in."""
+        """The namespace the schedule arrays are handed out in."""
         return self._xp
 
     @property
     def device(self) -> Any:
         """The device the schedule arrays live on (``None``: the namespace's default)."""
         return self._device
+
+    @property
+    def schedule(self) -> Schedule:
+        """The current schedule value (host arrays, immutable)."""
+        if self._schedule is None:
+            raise ValueError("`self.timesteps` is not set, you need to run 'set_timesteps' after creating the scheduler")
+        return self._schedule
 
     def _resolve_xp(self, xp: Namespace | str | None) -> Namespace:
         if self._bound_namespace is not None:
@@ -136,10 +120,6 @@ class ScoreSdeVeScheduler:
             return bound
         return resolve_namespace(xp)
 
-    def _schedule_dtype(self, xp: Namespace, device: Any) -> Any:
-        """The dtype of schedule arrays in ``xp`` on ``device``: float64 where available."""
-        return schedule_dtype(xp, device)
-
     def __len__(self) -> int:
         return self._config.num_train_timesteps
 
@@ -147,247 +127,117 @@ class ScoreSdeVeScheduler:
         return f"{type(self).__name__} {self._config.to_json_string()}"
 
     def __getstate__(self) -> dict[str, Any]:
-        # Modules do not pickle (copy.deepcopy, multiprocessing): keep the namespace by its module name; the
-        # per-namespace cache (keyed by modules) is rebuilt on demand.
-        state = self.__dict__.copy()
-        state["_xp"] = self._xp.__name__
-        state["_discrete_cache"] = {}
-        return state
+        # Modules do not pickle (copy.deepcopy, multiprocessing): keep the namespace by its module name.
+        return {**self.__dict__, "_xp": self._xp.__name__}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state, _xp=importlib.import_module(state["_xp"]))
+        self.__dict__.update(state, _xp=resolve_namespace(state["_xp"]))
 
     # ------------------------------------------------------------------ schedule
-    def _build_timesteps(self, xp: Namespace, device: Any) -> Array:
-        assert self._timesteps_recipe is not None
-        steps, eps = self._timesteps_recipe
-        return _schedule.timesteps(steps, eps, xp=xp, device=device, dtype=self._schedule_dtype(xp, device))
+    def _held(self, field: str) -> Array | None:
+        if self._schedule is None:
+            return None
+        return getattr(self._schedule.arrays(self._xp, self._device), field)
 
-    def _build_sigmas(self, xp: Namespace, device: Any) -> tuple[Array, Array]:
-        assert self._sigmas_recipe is not None
-        (steps, eps), levels, sigma_min, sigma_max = self._sigmas_recipe
-        dtype = self._schedule_dtype(xp, device)
-        # Timesteps are built in the held dtype (so that they equal the ones handed out), the levels in the
-        # widest dtype available and then rounded once to the held dtype.
-        wide = schedule_dtype(xp, device)
-        times = xp.astype(_schedule.timesteps(steps, eps, xp=xp, device=device, dtype=dtype), wide)
-        sigmas = _schedule.continuous_sigmas(times, sigma_min, sigma_max, xp=xp)
-        discrete = _schedule.discrete_sigmas(levels, sigma_min, sigma_max, xp=xp, device=device, dtype=wide)
-        return xp.astype(sigmas, dtype), xp.astype(discrete, dtype)
+    @property
+    def timesteps(self) -> Array | None:
+        """Continuous times ``(M,)`` from 1 down to ``sampling_eps``."""
+        return self._held("timesteps")
 
-    def set_timesteps(
-        self,
-        num_inference_steps: int,
-        sampling_eps: float | None = None,
-        device: Any = None,
-        *,
-        xp: Namespace | str | None = None,
-    ) -> None:
+    @property
+    def sigmas(self) -> Array | None:
+        """``sigma(t)`` ``(M,)`` for each timestep (set by :meth:`set_sigmas`)."""
+        return self._held("sigmas")
+
+    @property
+    def discrete_sigmas(self) -> Array | None:
+        """Geometric levels ``(N,)`` from ``sigma_min`` to ``sigma_max``."""
+        return self._held("discrete_sigmas")
+
+    def set_timesteps(self, num_inference_steps: int, sampling_eps: float | None = None, device: Any = None, *,
+                      xp: Namespace | str | None = None) -> None:
         """Set the continuous timesteps ``linspace(1, sampling_eps, num_inference_steps)``.
 
-        ``device`` (and ``xp``) move the whole schedule there: later steps and ``set_sigmas`` build in it.
-        As in diffusers, ``sigmas`` and ``discrete_sigmas`` are left as they are: call :meth:`set_sigmas` to
-        follow the new timesteps.
+        ``device`` (and ``xp``) move the schedule's arrays there. As in diffusers, ``sigmas`` and
+        ``discrete_sigmas`` are left as they are: call :meth:`set_sigmas` to follow the new timesteps.
         """
-        steps = _schedule.check_num_steps(num_inference_steps)
-        eps = self._config.sampling_eps if sampling_eps is None else float(sampling_eps)
-        if not (0.0 < eps < 1.0):
-            raise ValueError(f"sampling_eps must lie in (0, 1), got {eps}")
+        steps = check_num_steps(num_inference_steps)
+        eps = self._override(sampling_eps, "sampling_eps")
+        self._config.replace(sampling_eps=eps)
         if xp is not None:
             self._xp = self._resolve_xp(xp)
         if device is not None:
             self._device = device
-        self._timesteps_recipe = (steps, eps)
-        self.timesteps = self._build_timesteps(self._xp, self._device)
-        if self._sigmas_recipe is not None and (xp is not None or device is not None):
-            self.sigmas, self.discrete_sigmas = self._build_sigmas(self._xp, self._device)
-            self._discrete_cache.clear()
-            self._host_table = None
+        times = self._rounding.timesteps(steps, eps)
+        if self._schedule is None:
+            self._schedule = Schedule.with_levels(times, steps, self._config.sigma_min, self._config.sigma_max,
+                                                  rounding=self._rounding)
+        else:
+            self._schedule = self._schedule.with_timesteps(times)
 
-    def set_sigmas(
-        self,
-        num_inference_steps: int,
-        sigma_min: float | None = None,
-        sigma_max: float | None = None,
-        sampling_eps: float | None = None,
-    ) -> None:
+    def set_sigmas(self, num_inference_steps: int, sigma_min: float | None = None, sigma_max: float | None = None,
+                   sampling_eps: float | None = None) -> None:
         """Set the noise levels: ``sigmas`` for the current timesteps and ``num_inference_steps`` geometric
         ``discrete_sigmas`` between ``sigma_min`` and ``sigma_max`` (config values unless overridden).
 
         As in diffusers, the timesteps are only set here (from ``num_inference_steps`` and ``sampling_eps``)
         when none are set yet; otherwise ``sigmas`` follows the timesteps already set.
         """
-        levels = _schedule.check_num_steps(num_inference_steps)
-        sigma_min = self._config.sigma_min if sigma_min is None else float(sigma_min)
-        sigma_max = self._config.sigma_max if sigma_max is None else float(sigma_max)
-        eps = self._config.sampling_eps if sampling_eps is None else float(sampling_eps)
-        # The same range checks as the config's, for the overrides.
-        self._config.replace(sigma_min=sigma_min, sigma_max=sigma_max, sampling_eps=eps)
-        if self._timesteps_recipe is None:
-            self.set_timesteps(levels, eps)
-        assert self._timesteps_recipe is not None
-        self._sigmas_recipe = (self._timesteps_recipe, levels, sigma_min, sigma_max)
-        self.sigmas, self.discrete_sigmas = self._build_sigmas(self._xp, self._device)
-        self._discrete_cache.clear()
-        self._host_table = None
+        levels = check_num_steps(num_inference_steps)
+        low, high = self._override(sigma_min, "sigma_min"), self._override(sigma_max, "sigma_max")
+        eps = self._override(sampling_eps, "sampling_eps")
+        self._config.replace(sigma_min=low, sigma_max=high, sampling_eps=eps)  # the config's range checks
+        times = self._rounding.timesteps(levels, eps) if self._schedule is None else self._schedule.timesteps
+        self._schedule = Schedule.with_levels(times, levels, low, high, rounding=self._rounding)
+
+    def _override(self, value: Any, name: str) -> float:
+        """A ``set_*`` override of a config value: the config's type checks (no bools, no strings)."""
+        if value is None:
+            return float(getattr(self._config, name))
+        if name == "sampling_eps" and is_python_scalar(value) and not 0.0 < float(value) < 1.0:
+            raise ValueError(f"sampling_eps must lie in (0, 1), got {float(value)}")
+        return float(getattr(self._config.replace(**{name: value}), name))
 
     def scale_model_input(self, sample: Array, timestep: Any = None) -> Array:
         """Return ``sample`` unchanged (the VE SDE feeds the model the raw sample)."""
         return sample
 
-    def _discrete_sigmas_for(self, xp: Namespace, device: Any) -> Array:
-        """``discrete_sigmas`` in ``xp`` on ``device``: the held array when it is already there, else a
-        rebuilt copy, cached (not under a JAX trace, where ``device`` is ``None``)."""
-        assert self.discrete_sigmas is not None and self._sigmas_recipe is not None
-        key = (namespace_name(xp), str(device))
-        if key == (namespace_name(self._xp), str(device_of(self.discrete_sigmas))):
-            return self.discrete_sigmas
-        cached = self._discrete_cache.get(key)
-        if cached is not None:
-            return cached
-        if device is None and namespace_name(xp) == namespace_name(self._xp):
-            # Under jax.jit (no device): the held, eagerly built levels, not a traced rebuild. XLA fuses the
-            # rebuilt linspace/exp differently and moves a level by an ulp, which g^2 = sigma^2 - adj^2 then
-            # amplifies up to ~270 times (conformance's jit check measured 2e-4 in float32 at N = 10^4).
-            return self.discrete_sigmas
-        built = self._build_sigmas(xp, device)[1]
-        if device is not None:
-            self._discrete_cache[key] = built
-        return built
-
     def get_adjacent_sigma(self, timesteps: Array, t: Array) -> Array:
         """``discrete_sigmas[timesteps - 1]``, and 0 where ``timesteps == 0`` (diffusers' signature; ``t`` only
         fixes the result's device). ``timesteps`` is an integer index array."""
         xp = array_namespace(timesteps)
-        discrete = self._discrete_sigmas_for(xp, device_of(timesteps))
-        self._check_indices(timesteps, discrete.shape[0], "timesteps")
-        return _schedule.adjacent_sigmas(discrete, timesteps, xp=xp)
+        levels = self.schedule.arrays(xp, device_of(timesteps)).discrete_sigmas
+        check_indices(timesteps, levels.shape[0], "timesteps")
+        below = xp.take(levels, xp.clip(timesteps - 1, 0, levels.shape[0] - 1), axis=0)
+        return xp.where(timesteps == 0, xp.zeros_like(below), below)
 
-    # ------------------------------------------------------------------ noise hooks
-    def _noise(self, generator: Any, sample: Array, purpose: str) -> Array:
-        """Standard-normal noise like ``sample`` from ``generator`` via the sample's adapter.
-
-        ``purpose`` is ``"pred"``, ``"correct"`` or ``"add_noise"``; front ends that must reproduce another
-        library's draws (the diffusers drop-in) override this.
-        """
-        return self._adapter(sample).normal_like(generator, sample)
-
-    def _prepare_noise(self, generator: Any, sample: Array, noise: Array | None, purpose: str) -> tuple[Any, Any, bool]:
-        """``(adapter, noise, owns_noise)`` for a step. ``noise`` stays ``None`` when the adapter draws it inside
-        its fused update (one dispatch on JAX) and this class draws as the adapter does (the drop-in does not)."""
-        adapter = self._adapter(sample)
-        if noise is not None:
-            check_pair(noise, sample)
-            return adapter, noise, False
-        if not (adapter.draws_in_update and type(self)._noise is ScoreSdeVeScheduler._noise):
-            noise = self._noise(generator, sample, purpose)
-        return adapter, noise, True
-
-    @staticmethod
-    def _adapter(sample: Array) -> Any:
-        """The ``sdeve_backends`` adapter for ``sample``'s library (noise, devices, fused fast paths)."""
-        from sdeve_backends import adapter_for  # noqa: PLC0415 - the adapters import frameworks lazily
-
-        return adapter_for(sample)
-
-    # ------------------------------------------------------------------ index helpers
-    def _host_index(self, t: float, num_timesteps: int) -> int:
-        """``floor(t * (M - 1))`` for a host scalar ``t`` (float64 arithmetic)."""
-        return min(max(math.floor(t * (num_timesteps - 1)), 0), num_timesteps - 1)
-
-    @staticmethod
-    def _check_indices(indices: Any, levels: int, name: str) -> None:
-        if is_python_scalar(indices):
-            if not float(indices).is_integer():
-                raise TypeError(f"{name} must be integer indices into discrete_sigmas, got {indices!r}")
-            if not 0 <= int(indices) < levels:
-                raise ValueError(f"{name} must lie in [0, {levels - 1}], got {indices}")
-            return
-        xp = array_namespace(indices)
-        if not xp.isdtype(indices.dtype, "integral"):
-            raise TypeError(f"{name} must be integer indices into discrete_sigmas, got dtype {indices.dtype}")
-        if is_concrete_on_host(indices) and not bool(xp.all((indices >= 0) & (indices < levels))):
-            raise ValueError(f"{name} must lie in [0, {levels - 1}]")
-
-    def _require_schedule(self) -> tuple[int, int]:
-        if self.timesteps is None or self._timesteps_recipe is None or self._sigmas_recipe is None:
-            raise ValueError("`self.timesteps` is not set, you need to run 'set_timesteps' after creating the scheduler")
-        num_timesteps = self._timesteps_recipe[0]
-        levels = self._sigmas_recipe[1]
-        if num_timesteps > levels:
+    def _require_schedule(self) -> Schedule:
+        schedule = self.schedule
+        if schedule.num_timesteps > schedule.num_levels:
             raise ValueError(
-                f"the schedule has {num_timesteps} timesteps but only {levels} discrete sigmas: call "
-                f"set_sigmas({num_timesteps}) after set_timesteps({num_timesteps})"
+                f"the schedule has {schedule.num_timesteps} timesteps but only {schedule.num_levels} discrete "
+                f"sigmas: call set_sigmas({schedule.num_timesteps}) after set_timesteps({schedule.num_timesteps})"
             )
-        return num_timesteps, levels
+        return schedule
 
-    def _host_levels(self) -> list[tuple[float, float]] | None:
-        """``(sigma, adjacent_sigma)`` of every level as Python floats, when the held schedule is in host
-        memory (read once per schedule with ``tolist``), else ``None``.
-
-        With a host timestep a step then needs no device read and no 0-d array arithmetic, whatever the
-        sample's library or device: the coefficients reach the update as scalars (kernel arguments on a GPU).
-        """
-        if self._host_table is None:
-            held = self.discrete_sigmas
-            if held is not None and hasattr(held, "tolist") and is_concrete_on_host(held):
-                levels = held.tolist()
-                self._host_table = [(level, levels[j - 1] if j else 0.0) for j, level in enumerate(levels)]
-            else:
-                self._host_table = False
-        return self._host_table if isinstance(self._host_table, list) else None
-
-    def _predictor_sigmas(self, timestep: Any, sample: Array, xp: Namespace) -> tuple[Any, Any]:
-        """``(sigma, adjacent_sigma)`` for ``timestep``: Python floats (host) or 0-d arrays for a scalar time,
-        ``(B,)`` arrays for a batch of times."""
-        num_timesteps, _ = self._require_schedule()
-        is_array = hasattr(timestep, "shape") and hasattr(timestep, "dtype")
-        # A host scalar: index on the host, no device arrays built. Not for JAX: there the index is computed
-        # as under jax.jit (product in t's dtype); a float32 t indexed in float64 on the host moved some steps
-        # a level (timesteps[1] and [2] of 2000, found by conformance's jit check).
-        if is_array and timestep.ndim == 0 and scalars_on_host(timestep):
-            timestep = float(timestep)
-            is_array = False
-        if not is_array:
-            if not is_python_scalar(timestep):
-                raise TypeError(f"timestep must be a real number or an array, got {type(timestep).__name__}")
-            check_unit_interval(timestep)
-            index = self._host_index(float(timestep), num_timesteps)
-            table = self._host_levels()
-            if table is not None:
-                return table[index]
-            discrete = self._discrete_sigmas_for(xp, device_of(sample))
-            if scalars_on_host(discrete):
-                return float(discrete[index]), (float(discrete[index - 1]) if index > 0 else 0.0)
-            return discrete[index], _schedule.adjacent_sigmas(discrete, index, xp=xp)
+    # ------------------------------------------------------------------ noise
+    def _draw(self, backend: Backend, generator: Any, sample: Array, purpose: str) -> Array:
+        """Standard-normal noise like ``sample`` drawn from ``generator`` itself, unsplit: the same JAX key gives
+        the same noise, as ``jax.random.normal(key, ...)`` does (``purpose``: ``"pred"``, ``"correct"`` or
+        ``"add_noise"``; a front end reproducing another library's draws chooses per purpose)."""
         device = device_of(sample)
-        discrete = self._discrete_sigmas_for(xp, device)
-        if timestep.ndim > 1 or (timestep.ndim == 1 and timestep.shape[0] not in (1, batch_size(sample))):
-            raise ValueError(f"timestep must be a scalar or of shape (B,) = ({sample.shape[0]},), got {tuple(timestep.shape)}")
-        if namespace_name(array_namespace(timestep)) != namespace_name(xp):
-            raise TypeError("a timestep array must come from the same library as the sample (or be a Python number)")
-        if not xp.isdtype(timestep.dtype, "real floating"):
-            timestep = xp.astype(timestep, self._schedule_dtype(xp, device))
-        check_unit_interval(timestep)
-        timestep = to_device(timestep, device)
-        index = _schedule.timestep_index(timestep, num_timesteps, xp=xp)
-        sigma = xp.take(discrete, xp.reshape(index, (-1,)), axis=0)
-        adjacent = _schedule.adjacent_sigmas(discrete, xp.reshape(index, (-1,)), xp=xp)
-        if timestep.ndim == 0:
-            sigma, adjacent = xp.reshape(sigma, ()), xp.reshape(adjacent, ())
-        return sigma, adjacent
+        source = backend.make_generator(generator, device)
+        return backend.normal(source, tuple(sample.shape), dtype=sample.dtype, device=device, like=sample)
+
+    def _noise(self, backend: Backend, generator: Any, sample: Array, noise: Array | None, purpose: str) -> Array:
+        if noise is None:
+            return self._draw(backend, generator, sample, purpose)
+        check_pair(noise, sample, name="noise")
+        return noise
 
     # ------------------------------------------------------------------ steps
-    def step_pred(
-        self,
-        model_output: Array,
-        timestep: Any,
-        sample: Array,
-        generator: Any = None,
-        return_dict: bool = True,
-        *,
-        noise: Array | None = None,
-    ) -> SdeVeOutput | tuple[Array, Array]:
+    def step_pred(self, model_output: Array, timestep: Any, sample: Array, generator: Any = None,
+                  return_dict: bool = True, *, noise: Array | None = None) -> SdeVeOutput | tuple[Array, Array]:
         """Reverse-diffusion predictor step from continuous ``timestep`` (Song et al. 2021, eq. 47).
 
         Parameters
@@ -396,7 +246,8 @@ class ScoreSdeVeScheduler:
             The score ``grad_x log p_sigma(x)`` at ``sample``, shape ``(B, ...)``.
         timestep
             Continuous time in ``[0, 1]`` (usually an element of ``timesteps``): a number, a 0-d array or a
-            ``(B,)`` array. The level used is ``discrete_sigmas[floor(t * (M - 1))]`` with ``M`` timesteps.
+            ``(B,)`` array. The level used is ``discrete_sigmas[floor(t * (M - 1))]`` with ``M`` timesteps,
+            the product taken in ``t``'s dtype.
         sample
             The current sample, shape ``(B, ...)``, any real floating dtype.
         generator
@@ -410,28 +261,20 @@ class ScoreSdeVeScheduler:
         SdeVeOutput(prev_sample, prev_sample_mean), or that tuple when ``return_dict=False``.
         """
         xp = check_pair(model_output, sample)
-        sigma, adjacent = self._predictor_sigmas(timestep, sample, xp)
-        adapter, noise, owns_noise = self._prepare_noise(generator, sample, noise, "pred")
-        fused = adapter.predictor_update(
-            sample, model_output, noise, sigma, adjacent, owns_noise=owns_noise, generator=generator
-        )
-        if fused is None:
-            noise = self._noise(generator, sample, "pred") if noise is None else noise
-            fused = _updates.predictor_update(sample, model_output, noise, sigma, adjacent, xp=xp)
-        prev, prev_mean = fused
-        if not return_dict:
-            return (prev, prev_mean)
-        return SdeVeOutput(prev_sample=prev, prev_sample_mean=prev_mean)
+        schedule = self._require_schedule()
+        backend = backend_for(sample)
+        level = host_level(timestep, backend, schedule.num_timesteps, self._python_time_dtype)
+        if level is None:
+            a, b = device_coefficients(schedule, timestep, sample, xp, backend)
+        else:
+            a, b = schedule.predictor_coefficients(level)
+        z = self._noise(backend, generator, sample, noise, "pred")
+        prev, prev_mean = updates.combine_with(backend.combine, sample, a, model_output, b, z, xp=xp,
+                                                reuse=noise is None)
+        return SdeVeOutput(prev, prev_mean) if return_dict else (prev, prev_mean)
 
-    def step_correct(
-        self,
-        model_output: Array,
-        sample: Array,
-        generator: Any = None,
-        return_dict: bool = True,
-        *,
-        noise: Array | None = None,
-    ) -> SchedulerOutput | tuple[Array]:
+    def step_correct(self, model_output: Array, sample: Array, generator: Any = None, return_dict: bool = True, *,
+                     noise: Array | None = None) -> SchedulerOutput | tuple[Array]:
         """Langevin corrector step (Song et al. 2021, Alg. 5) with the snr step-size rule.
 
         Same arguments as :meth:`step_pred` less the timestep. With an all-zero ``model_output`` the step
@@ -441,24 +284,16 @@ class ScoreSdeVeScheduler:
         -------
         SchedulerOutput(prev_sample), or ``(prev_sample,)`` when ``return_dict=False``.
         """
-        self._require_schedule()
         xp = check_pair(model_output, sample)
-        adapter, noise, owns_noise = self._prepare_noise(generator, sample, noise, "correct")
-        snr, norm = self._config.snr, self.corrector_norm
-        fused = adapter.corrector_update(
-            sample, model_output, noise, snr, norm=norm, owns_noise=owns_noise, generator=generator
-        )
-        if fused is None:
-            noise = self._noise(generator, sample, "correct") if noise is None else noise
-            fused = _updates.corrector_update(sample, model_output, noise, snr, norm=norm, xp=xp)
-        prev = fused[0]
-        if not return_dict:
-            return (prev,)
-        return SchedulerOutput(prev_sample=prev)
+        self._require_schedule()
+        backend = backend_for(sample)
+        z = self._noise(backend, generator, sample, noise, "correct")
+        prev, _ = updates.corrector_update(sample, model_output, z, self._config.snr, norm=self.corrector_norm,
+                                           xp=xp, fused=backend.combine)
+        return SchedulerOutput(prev) if return_dict else (prev,)
 
-    def add_noise(
-        self, original_samples: Array, noise: Array | None, timesteps: Any, *, generator: Any = None
-    ) -> Array:
+    def add_noise(self, original_samples: Array, noise: Array | None, timesteps: Any, *,
+                  generator: Any = None) -> Array:
         """Forward VE noising ``original + discrete_sigmas[timesteps] * noise`` for samples of any rank >= 1.
 
         ``timesteps`` holds integer indices into ``discrete_sigmas``: a number, or an array of shape ``()`` or
@@ -466,121 +301,99 @@ class ScoreSdeVeScheduler:
         """
         if not hasattr(original_samples, "shape"):
             raise TypeError(f"original_samples must be an array, got {type(original_samples).__name__}")
-        xp = array_namespace(original_samples)
-        if noise is None:
-            noise = self._noise(generator, original_samples, "add_noise")
-        xp = check_pair(noise, original_samples)
-        discrete = self._discrete_sigmas_for(xp, device_of(original_samples))
-        levels = discrete.shape[0]
-        self._check_indices(timesteps, levels, "timesteps")
+        backend = backend_for(original_samples)
+        noise = self._noise(backend, generator, original_samples, noise, "add_noise")
+        xp = check_pair(noise, original_samples, name="noise")
+        schedule = self.schedule
+        check_indices(timesteps, schedule.num_levels, "timesteps")
         if is_python_scalar(timesteps):
-            sigma = discrete[int(timesteps)]
-        else:
-            if namespace_name(array_namespace(timesteps)) != namespace_name(xp):
-                raise TypeError("timesteps must come from the same library as original_samples (or be an int)")
-            if timesteps.ndim > 1 or (timesteps.ndim == 1 and timesteps.shape[0] not in (1, batch_size(original_samples))):
-                raise ValueError(f"timesteps must be a scalar or of shape (B,), got {tuple(timesteps.shape)}")
-            indices = to_device(timesteps, device_of(original_samples))
-            indices = xp.clip(indices, 0, levels - 1)
-            sigma = xp.take(discrete, xp.astype(xp.reshape(indices, (-1,)), index_dtype(xp, device_of(discrete))), axis=0)
-            if timesteps.ndim == 0:
-                sigma = xp.reshape(sigma, ())
-        return _updates.add_noise(original_samples, noise, sigma, xp=xp)
+            return updates.add_noise(original_samples, noise, schedule.level(int(timesteps)), xp=xp)
+        if namespace_name(array_namespace(timesteps)) != namespace_name(xp):
+            raise TypeError("timesteps must come from the same library as original_samples (or be an int)")
+        if timesteps.ndim > 1 or (timesteps.ndim == 1 and timesteps.shape[0] not in (1, batch_size(original_samples))):
+            raise ValueError(f"timesteps must be a scalar or of shape (B,), got {tuple(timesteps.shape)}")
+        levels = schedule.arrays(xp, device_of(original_samples)).discrete_sigmas
+        indices = xp.clip(to_device(timesteps, device_of(original_samples)), 0, schedule.num_levels - 1)
+        sigma = xp.take(levels, xp.reshape(indices, (-1,)), axis=0)
+        return updates.add_noise(original_samples, noise, xp.reshape(sigma, tuple(timesteps.shape)), xp=xp)
 
     # ------------------------------------------------------------------ generic init/step (Bumblebee's behaviour)
-    def init(
-        self, num_inference_steps: int, sample_shape: Any, generator: Any = None, xp: Namespace | str | None = None,
-        device: Any = None,
-    ) -> tuple[Any, Array]:
+    def init(self, num_inference_steps: int, sample_shape: Any, generator: Any = None,
+             xp: Namespace | str | None = None, device: Any = None) -> tuple[_state.SamplerState, Array]:
         """Start a sampling loop that any model loop can drive (Bumblebee's ``init``; see :func:`sdeve.sample`).
 
-        Returns ``(state, sigmas)``: ``state`` is a :class:`sdeve.sampler.SamplerState` (a pytree on JAX)
-        holding the step counter and the noise source (``generator``: the framework's generator, a JAX key, or
-        an int seed); ``sigmas``, shape ``(N * (correct_steps + 1),)``, is the noise level to give the model at
-        every step, in order. ``xp``/``device`` default to the scheduler's. Start from
-        :meth:`initial_sample` (or your own ``sigma_max * N(0, I)``), then call :meth:`step` once per entry
-        of ``sigmas``.
+        Returns ``(state, sigmas)``: ``state`` is a :class:`sdeve.SamplerState` (a pytree on JAX) holding the
+        step counter and the noise source (``generator``: the framework's generator, a JAX key, or an int
+        seed); ``sigmas``, shape ``(N * (correct_steps + 1),)``, is the noise level to give the model at every
+        step, in order. ``xp``/``device`` default to the scheduler's. Start from :meth:`initial_sample` (or
+        your own ``sigma_max * N(0, I)``), then call :meth:`step` once per entry of ``sigmas``.
         """
-        from .sampler import init_state  # noqa: PLC0415 - sampler imports this module
+        namespace = self._xp if xp is None else self._resolve_xp(xp)
+        place = self._device if xp is None and device is None else device
+        return _state.init_state(self._config, num_inference_steps, sample_shape, generator=generator,
+                                 xp=namespace, device=place)
 
-        return init_state(self, num_inference_steps, sample_shape, generator=generator,
-                          xp=self._xp if xp is None else self._resolve_xp(xp),
-                          device=self._device if xp is None and device is None else device)
-
-    def initial_sample(self, state: Any, dtype: Any = None) -> tuple[Any, Array]:
+    def initial_sample(self, state: _state.SamplerState, dtype: Any = None) -> tuple[_state.SamplerState, Array]:
         """``(state, sigma_max * z)``: the starting sample drawn from the state's noise source (the same draw
         :func:`sdeve.sample` makes first, so that equal generators give equal results)."""
-        from .sampler import initial_state_sample  # noqa: PLC0415
+        return _state.initial_state_sample(self._config, state, dtype)
 
-        return initial_state_sample(self, state, dtype)
-
-    def step(self, state: Any, sample: Array, model_output: Array) -> tuple[Any, Array]:
+    def step(self, state: _state.SamplerState, sample: Array, model_output: Array) -> tuple[_state.SamplerState, Array]:
         """``(state, sample)`` after the update that comes next: one of ``correct_steps`` Langevin corrector
         updates, then the predictor update, per timestep; the last step returns the denoised mean.
 
         ``model_output`` is the score at ``sample`` and level ``sigmas[k]``, ``k`` the number of steps taken.
-        The counter lives in ``state``; no Python branch reads it, so ``jax.jit(scheduler.step)`` works and a
-        CUDA loop does not synchronise.
         """
-        from .sampler import step_state  # noqa: PLC0415
-
-        return step_state(self, state, sample, model_output)
-
-    # ------------------------------------------------------------------ persistence (diffusers' names)
-    def save_config(self, save_directory: str | os.PathLike[str], push_to_hub: bool = False, **kwargs: Any) -> None:
-        """Write ``scheduler_config.json`` (diffusers' format) into ``save_directory``."""
-        if push_to_hub:
-            raise ValueError("push_to_hub is not supported: sdeve reads and writes local files only")
-        self._config.save(save_directory)
-
-    def save_pretrained(self, save_directory: str | os.PathLike[str], push_to_hub: bool = False, **kwargs: Any) -> None:
-        """Same as :meth:`save_config`, as in diffusers."""
-        self.save_config(save_directory, push_to_hub=push_to_hub, **kwargs)
-
-    @classmethod
-    def _split_kwargs(cls, kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-        """Split keyword arguments into config overrides, constructor options, and unused ones."""
-        fields = set(SdeVeConfig.field_names())
-        overrides = {k: v for k, v in kwargs.items() if k in fields}
-        options = {k: v for k, v in kwargs.items() if k in ("xp", "device", "corrector_norm")}
-        unused = {k: v for k, v in kwargs.items() if k not in fields and k not in options and k not in _HUB_KWARGS}
-        return overrides, options, unused
-
-    @classmethod
-    def from_config(
-        cls, config: SdeVeConfig | Mapping[str, Any] | None = None, return_unused_kwargs: bool = False, **kwargs: Any
-    ) -> Any:
-        """Build a scheduler from a config (an :class:`SdeVeConfig` or a mapping such as diffusers'
-        ``scheduler.config``); keyword arguments override its values (and may give ``xp``/``device``)."""
-        if config is None:
-            base = SdeVeConfig()
-        elif isinstance(config, SdeVeConfig):
-            base = config
-        elif isinstance(config, Mapping):
-            base = SdeVeConfig.from_dict(dict(config))
-        else:
-            raise TypeError(f"config must be an SdeVeConfig or a mapping, got {type(config).__name__}")
-        overrides, options, unused = cls._split_kwargs(kwargs)
-        scheduler = cls(**base.replace(**overrides).to_dict(), **options)
-        return (scheduler, unused) if return_unused_kwargs else scheduler
-
-    @classmethod
-    def from_pretrained(
-        cls,
-        pretrained_model_name_or_path: str | os.PathLike[str],
-        subfolder: str | None = None,
-        return_unused_kwargs: bool = False,
-        **kwargs: Any,
-    ) -> Any:
-        """Load ``scheduler_config.json`` from a local directory (or the file itself), optionally in
-        ``subfolder``. Keyword arguments override config values; Hub options are accepted and ignored."""
-        config = SdeVeConfig.load(pretrained_model_name_or_path, subfolder=subfolder)
-        return cls.from_config(config, return_unused_kwargs=return_unused_kwargs, **kwargs)
-
-    @classmethod
-    def load_config(cls, pretrained_model_name_or_path: str | os.PathLike[str], subfolder: str | None = None, **kwargs: Any) -> dict[str, Any]:
-        """The JSON dict of a local ``scheduler_config.json`` (validated), as diffusers' ``load_config``."""
-        return SdeVeConfig.load(pretrained_model_name_or_path, subfolder=subfolder).to_json_dict()
+        return _state.step_state(self._config, self.corrector_norm, state, sample, model_output)
 
 
-__all__ += ["ConfigError"]
+def check_indices(indices: Any, levels: int, name: str) -> None:
+    """``TypeError``/``ValueError`` unless ``indices`` are integer indices in ``[0, levels - 1]`` (arrays read
+    only where that is cheap)."""
+    if is_python_scalar(indices):
+        if not float(indices).is_integer():
+            raise TypeError(f"{name} must be integer indices into discrete_sigmas, got {indices!r}")
+        if not 0 <= int(indices) < levels:
+            raise ValueError(f"{name} must lie in [0, {levels - 1}], got {indices}")
+        return
+    xp = array_namespace(indices)
+    if not xp.isdtype(indices.dtype, "integral"):
+        raise TypeError(f"{name} must be integer indices into discrete_sigmas, got dtype {indices.dtype}")
+    if backend_for(indices).readable(indices) and not bool(xp.all((indices >= 0) & (indices < levels))):
+        raise ValueError(f"{name} must lie in [0, {levels - 1}]")
+
+
+def host_level(timestep: Any, backend: Backend, num_timesteps: int, python_dtype: str) -> int | None:
+    """The level of a timestep that can be indexed on the host (a number, or a readable 0-d float32/64
+    array, in its own dtype), else ``None``."""
+    if is_python_scalar(timestep):
+        check_unit_interval(timestep)
+        return host_index(float(timestep), num_timesteps, python_dtype)
+    if getattr(timestep, "ndim", None) != 0 or not backend.readable(timestep):
+        return None
+    xp = array_namespace(timestep)
+    dtype = next((name for name in HOST_DTYPES if timestep.dtype == getattr(xp, name)), None)
+    if dtype is None:
+        return None
+    check_unit_interval(timestep, readable=True)
+    return host_index(float(timestep), num_timesteps, dtype)
+
+def device_coefficients(schedule: Schedule, timestep: Any, sample: Array, xp: Namespace,
+                        backend: Backend) -> tuple[Array, Array]:
+    """``(g^2, g)`` gathered on the sample's device for an array timestep: 0-d or ``(B,)``."""
+    if not hasattr(timestep, "shape"):
+        raise TypeError(f"timestep must be a real number or an array, got {type(timestep).__name__}")
+    if timestep.ndim > 1 or (timestep.ndim == 1 and timestep.shape[0] not in (1, batch_size(sample))):
+        raise ValueError(f"timestep must be a scalar or of shape (B,) = ({sample.shape[0]},), got {tuple(timestep.shape)}")
+    if namespace_name(array_namespace(timestep)) != namespace_name(xp):
+        raise TypeError("a timestep array must come from the same library as the sample (or be a Python number)")
+    device = device_of(sample)
+    moved = schedule.arrays(xp, device)
+    if not xp.isdtype(timestep.dtype, "real floating"):
+        timestep = xp.astype(timestep, moved.drift.dtype)
+    check_unit_interval(timestep, readable=backend.readable(timestep))
+    index = xp.reshape(timestep_index(to_device(timestep, device), schedule.num_timesteps, xp=xp), (-1,))
+    drift, diffusion = xp.take(moved.drift, index, axis=0), xp.take(moved.diffusion, index, axis=0)
+    if timestep.ndim == 0:
+        return xp.reshape(drift, ()), xp.reshape(diffusion, ())
+    return drift, diffusion

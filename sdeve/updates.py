@@ -1,104 +1,99 @@
-"""The three updates of the VE SDE sampler as pure functions. Noise is always an argument.
+"""Every update of the VE SDE samplers as pure functions. Noise is always an argument.
+
+Each update is a pair of coefficients and one primitive, :func:`combine`::
+
+    prev_sample_mean = x + a * score
+    prev_sample      = prev_sample_mean + b * noise
+
+The coefficient formulas (Song et al. 2021, Appendix G; ``score_sde``'s ``sampling.py``) are written once with
+arithmetic operators and an injected ``sqrt``, so the same line runs on host floats (``math.sqrt``), host
+tables (``numpy.sqrt``) and device arrays (``xp.sqrt``). An adapter may supply a fused :func:`combine`
+(:meth:`sdeve.protocols.Backend.combine`); the conformance suite compares it with this one.
 
 Shapes: ``sample``, ``model_output`` and ``noise`` share one shape ``(B, ...)`` of rank >= 1, batch first.
-Per-example coefficients are 0-d (one value for the batch) or of shape ``(B,)``; they broadcast over every
-axis after the first. Arithmetic runs in :func:`sdeve._xp.compute_dtype` of the sample's dtype (at least
-float32) and the outputs are cast back to the sample's dtype.
+Coefficients are Python floats, 0-d arrays or ``(B,)`` arrays; they broadcast over every axis after the first.
+Arithmetic runs in :func:`sdeve._xp.compute_dtype` of the sample's dtype (at least float32) and the outputs are
+cast back to the sample's dtype.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Literal, Union
+from collections.abc import Callable
+from typing import Any, Literal, TypeVar, Union
 
-from ._xp import Array, Namespace, array_namespace, compute_dtype, scalars_on_host
+from ._xp import Array, Namespace, array_namespace, compute_dtype
 
-__all__ = ["CorrectorNorm", "add_noise", "corrector_step_size", "corrector_update", "predictor_update"]
+__all__ = [
+    "CorrectorNorm",
+    "add_noise",
+    "ald_step_size",
+    "ancestral_coefficients",
+    "combine",
+    "combine_with",
+    "corrector_step_size",
+    "corrector_update",
+    "euler_maruyama_coefficients",
+    "langevin_coefficients",
+    "predictor_update",
+    "reverse_diffusion_coefficients",
+    "sqrt_for",
+]
 
 CorrectorNorm = Literal["batch", "example"]
-
-
 Coefficient = Union[Array, float]
+T = TypeVar("T")
+Combine = Callable[..., "tuple[Array, Array] | None"]
 
 
-def _per_example(coefficient: Array, ndim: int, *, xp: Namespace) -> Array:
-    """Reshape a 0-d or ``(B,)`` coefficient to broadcast against an array of rank ``ndim`` (batch first)."""
-    if isinstance(coefficient, float) or coefficient.ndim == 0:
-        return coefficient
-    if coefficient.ndim != 1:
-        raise ValueError(f"per-example coefficients must be 0-d or of shape (B,), got shape {coefficient.shape}")
-    return xp.reshape(coefficient, (coefficient.shape[0],) + (1,) * (ndim - 1))
+# ---------------------------------------------------------------------- coefficient formulas
+def reverse_diffusion_coefficients(sigma: T, adjacent: T, *, sqrt: Callable[[T], T]) -> tuple[T, T]:
+    """The reverse-diffusion predictor's ``(g^2, g)`` with ``g^2 = sigma^2 - adjacent^2`` (Song et al., eq. 47).
 
-
-def _as_compute(x: Array, dtype: object, *, xp: Namespace) -> Array:
-    return x if x.dtype == dtype else xp.astype(x, dtype)
-
-
-def predictor_update(
-    sample: Array,
-    model_output: Array,
-    noise: Array,
-    sigma: Coefficient,
-    adjacent_sigma: Coefficient,
-    *,
-    xp: Namespace | None = None,
-) -> tuple[Array, Array]:
-    """One reverse-diffusion predictor step (Song et al. 2021, eq. (47) / Alg. 2, VE case).
-
-    With ``g^2 = sigma^2 - adjacent_sigma^2``::
-
-        prev_sample_mean = sample + g^2 * model_output
-        prev_sample      = prev_sample_mean + g * noise
-
-    Parameters
-    ----------
-    sample, model_output, noise
-        Arrays of shape ``(B, ...)``; ``model_output`` is the score ``grad_x log p_sigma(x)`` (data units^-1).
-    sigma, adjacent_sigma
-        Noise levels (data units): Python floats, or arrays 0-d or ``(B,)`` of any real dtype.
-    xp
-        The namespace of ``sample``; found from it when ``None``.
-
-    Returns
-    -------
-    (prev_sample, prev_sample_mean)
-        Both of ``sample``'s shape and dtype.
+    ``sigma^2 - adjacent^2`` cancels (neighbouring levels differ by a factor close to 1), so it is taken as
+    ``(sigma - adjacent) * (sigma + adjacent)``: the difference of two close levels is exact, and ``g^2`` carries
+    two roundings rather than the condition number times one.
     """
-    xp = array_namespace(sample) if xp is None else xp
-    dtype = compute_dtype(xp, sample.dtype)
-    if isinstance(sigma, float) and isinstance(adjacent_sigma, float):
-        diffusion: Coefficient = math.sqrt((sigma - adjacent_sigma) * (sigma + adjacent_sigma))
-    else:
-        sigma = xp.asarray(sigma) if isinstance(sigma, float) else sigma
-        # sigma^2 - adjacent^2 cancels (neighbouring levels differ by a factor close to 1: up to ~270x the
-        # rounding at N = 10^4), so it is taken in the schedule's dtype when that is wider (a float64 schedule
-        # for float32 samples) and rounded afterwards, and as (sigma - adj) * (sigma + adj): the difference of
-        # two close levels is exact, so g^2 carries two roundings rather than kappa times one, and XLA cannot
-        # contract it into a fused multiply-add that rounds differently under jax.jit than eagerly.
-        wide = xp.result_type(sigma.dtype, dtype)
-        sigma = _as_compute(sigma, wide, xp=xp)
-        adjacent_sigma = _as_compute(adjacent_sigma, wide, xp=xp) if not isinstance(adjacent_sigma, float) else adjacent_sigma
-        # g is rounded once to the compute dtype and squared there (diffusers' parity is the drop-in's business:
-        # it hands this function its own float32 g with adjacent 0).
-        g = _as_compute(xp.sqrt((sigma - adjacent_sigma) * (sigma + adjacent_sigma)), dtype, xp=xp)
-        diffusion = _per_example(g, sample.ndim, xp=xp)
-    x = _as_compute(sample, dtype, xp=xp)
-    prev_mean = x + (diffusion * diffusion) * _as_compute(model_output, dtype, xp=xp)
-    prev = prev_mean + diffusion * _as_compute(noise, dtype, xp=xp)
-    return _as_compute(prev, sample.dtype, xp=xp), _as_compute(prev_mean, sample.dtype, xp=xp)
+    g2 = (sigma - adjacent) * (sigma + adjacent)  # type: ignore[operator]
+    return g2, sqrt(g2)
+
+
+def ancestral_coefficients(sigma: T, adjacent: T, *, sqrt: Callable[[T], T]) -> tuple[T, T]:
+    """The VE ancestral-sampling predictor's ``(sigma^2 - s'^2, sqrt(s'^2 (sigma^2 - s'^2) / sigma^2))``
+    (Song et al., Appendix F; ``s' = adjacent``, the level below)."""
+    g2 = (sigma - adjacent) * (sigma + adjacent)  # type: ignore[operator]
+    return g2, sqrt(adjacent * adjacent * g2 / (sigma * sigma))  # type: ignore[operator]
+
+
+def euler_maruyama_coefficients(diffusion: Any, dt: float) -> tuple[Any, Any]:
+    """The reverse Euler–Maruyama predictor's ``(g(t)^2 |dt|, g(t) sqrt(|dt|))`` (Song et al., eq. 6 and
+    ``sampling.py``'s ``EulerMaruyamaPredictor``), ``g(t) = diffusion``, ``dt < 0``."""
+    step = abs(dt)
+    return diffusion * diffusion * step, diffusion * math.sqrt(step)
+
+
+def langevin_coefficients(step_size: Any, *, sqrt: Callable[[Any], Any]) -> tuple[Any, Any]:
+    """A Langevin corrector's ``(eps, sqrt(2 eps))`` from its step size ``eps`` (Song et al., Alg. 4 and 5)."""
+    return step_size, sqrt(step_size * 2)
+
+
+def ald_step_size(sigma: Any, snr: Any) -> Any:
+    """Annealed Langevin dynamics' step size ``eps = 2 (snr * sigma)^2`` (``AnnealedLangevinDynamics``)."""
+    scaled = sigma * snr
+    return scaled * scaled * 2
 
 
 def _example_norms(x: Array, *, xp: Namespace) -> Array:
     """L2 norm of each example over all non-batch axes: shape ``(B,)``."""
     if x.ndim == 1:
         return xp.abs(x)
-    # sqrt(sum(x * x)) rather than linalg.vector_norm: the same formula in every library here (none of them
-    # rescales), core functions only, and on Dask one chunked reduction (compat's vector_norm took 1.4x as long).
+    # sqrt(sum(x * x)) rather than linalg.vector_norm: the same formula in every library (none rescales), core
+    # functions only, and on Dask one chunked reduction.
     return xp.sqrt(xp.sum(x * x, axis=tuple(range(1, x.ndim))))
 
 
 def corrector_step_size(
-    model_output: Array, noise: Array, snr: float, *, norm: CorrectorNorm = "batch", xp: Namespace | None = None
+    model_output: Array, noise: Array, snr: Any, *, norm: CorrectorNorm = "batch", xp: Namespace | None = None
 ) -> Array:
     """The Langevin step size ``eps = 2 * (snr * ||z|| / ||s||)^2`` (Song et al. 2021, Alg. 5).
 
@@ -107,41 +102,125 @@ def corrector_step_size(
     example's update does not depend on the rest of its batch.
 
     Where the score norm is zero the step size would be infinite; it is 0 instead, so the corrector returns
-    the sample unchanged. The result is in the compute dtype of ``model_output``'s dtype.
+    the sample unchanged. The result is in the compute dtype of ``model_output``'s dtype. ``snr`` is a number
+    or a 0-d array (traced under ``jax.jit``, so one compiled program serves every value).
     """
     xp = array_namespace(model_output) if xp is None else xp
     dtype = compute_dtype(xp, model_output.dtype)
-    grad_norm = _example_norms(_as_compute(model_output, dtype, xp=xp), xp=xp)
-    noise_norm = _example_norms(_as_compute(noise, dtype, xp=xp), xp=xp)
+    grad_norm = _example_norms(_as(model_output, dtype, xp=xp), xp=xp)
+    noise_norm = _example_norms(_as(noise, dtype, xp=xp), xp=xp)
     if norm == "batch":
         grad_norm = xp.mean(grad_norm)
         noise_norm = xp.mean(noise_norm)
     elif norm != "example":
         raise ValueError(f"norm must be 'batch' or 'example', got {norm!r}")
     positive = grad_norm > 0
-    safe_grad_norm = xp.where(positive, grad_norm, xp.ones_like(grad_norm))
-    step = (float(snr) * noise_norm / safe_grad_norm) ** 2 * 2
-    return xp.where(positive, step, xp.zeros_like(step))
+    ratio = snr * noise_norm / xp.where(positive, grad_norm, xp.ones_like(grad_norm))
+    return xp.where(positive, ratio * ratio * 2, xp.zeros_like(ratio))
 
 
-def _host_step_size(model_output: Array, noise: Array, snr: float, *, xp: Namespace) -> float:
-    """:func:`corrector_step_size` with ``norm="batch"`` as a Python float (arrays in host memory only)."""
-    dtype = compute_dtype(xp, model_output.dtype)
-    grad_norm = float(xp.mean(_example_norms(_as_compute(model_output, dtype, xp=xp), xp=xp)))
-    noise_norm = float(xp.mean(_example_norms(_as_compute(noise, dtype, xp=xp), xp=xp)))
-    if not grad_norm > 0:
-        return 0.0
-    return (float(snr) * noise_norm / grad_norm) ** 2 * 2
+# ---------------------------------------------------------------------- the primitive
+def _as(x: Array, dtype: Any, *, xp: Namespace) -> Array:
+    return x if x.dtype == dtype else xp.astype(x, dtype)
+
+
+def per_example(coefficient: Coefficient, ndim: int, dtype: Any, *, xp: Namespace) -> Coefficient:
+    """A float, 0-d or ``(B,)`` coefficient in ``dtype``, shaped to broadcast against rank ``ndim`` (batch first)."""
+    if isinstance(coefficient, (int, float)):
+        return float(coefficient)
+    coefficient = _as(coefficient, dtype, xp=xp)
+    if coefficient.ndim == 0:
+        return coefficient
+    if coefficient.ndim != 1:
+        raise ValueError(f"per-example coefficients must be 0-d or of shape (B,), got shape {coefficient.shape}")
+    return xp.reshape(coefficient, (coefficient.shape[0],) + (1,) * (ndim - 1))
+
+
+def combine(x: Array, a: Coefficient, s: Array, b: Coefficient, z: Array, *,
+            xp: Namespace | None = None) -> tuple[Array, Array]:
+    """``(x + a*s + b*z, x + a*s)`` in the compute dtype, returned in ``x``'s dtype: every update's arithmetic."""
+    xp = array_namespace(x) if xp is None else xp
+    dtype = compute_dtype(xp, x.dtype)
+    a = per_example(a, x.ndim, dtype, xp=xp)
+    b = per_example(b, x.ndim, dtype, xp=xp)
+    mean = _as(x, dtype, xp=xp) + a * _as(s, dtype, xp=xp)
+    prev = mean + b * _as(z, dtype, xp=xp)
+    return _as(prev, x.dtype, xp=xp), _as(mean, x.dtype, xp=xp)
+
+
+def combine_with(fused: Combine | None, x: Array, a: Coefficient, s: Array, b: Coefficient, z: Array, *,
+                  xp: Namespace, reuse: bool = False) -> tuple[Array, Array]:
+    """:func:`combine`, by the adapter's fused primitive ``fused`` where it has one for these arrays."""
+    if fused is not None:
+        out = fused(x, a, s, b, z, reuse=reuse)
+        if out is not None:
+            return out
+    return combine(x, a, s, b, z, xp=xp)
+
+
+def sqrt_for(xp: Namespace) -> Callable[[Any], Any]:
+    """``sqrt`` for a coefficient that is a Python float (``math.sqrt``) or an array of ``xp``."""
+
+    def sqrt(v: Any) -> Any:
+        return math.sqrt(v) if isinstance(v, float) else xp.sqrt(v)
+
+    return sqrt
+
+
+# ---------------------------------------------------------------------- the updates
+def predictor_update(
+    sample: Array,
+    model_output: Array,
+    noise: Array,
+    sigma: Coefficient,
+    adjacent_sigma: Coefficient,
+    *,
+    xp: Namespace | None = None,
+    fused: Combine | None = None,
+) -> tuple[Array, Array]:
+    """One reverse-diffusion predictor step (Song et al. 2021, eq. (47) / Alg. 2, VE case)::
+
+        prev_sample_mean = sample + g^2 * model_output
+        prev_sample      = prev_sample_mean + g * noise,      g^2 = sigma^2 - adjacent_sigma^2
+
+    Parameters
+    ----------
+    sample, model_output, noise
+        Arrays of shape ``(B, ...)``; ``model_output`` is the score ``grad_x log p_sigma(x)`` (data units^-1).
+    sigma, adjacent_sigma
+        Noise levels (data units): Python floats, or arrays 0-d or ``(B,)`` of any real dtype. ``g^2`` is taken
+        in the wider of their dtype and the compute dtype, then rounded once.
+    xp
+        The namespace of ``sample``; found from it when ``None``.
+    fused
+        An adapter's fused :func:`combine` (optional).
+
+    Returns
+    -------
+    (prev_sample, prev_sample_mean)
+        Both of ``sample``'s shape and dtype.
+    """
+    xp = array_namespace(sample) if xp is None else xp
+    if isinstance(sigma, (int, float)) and isinstance(adjacent_sigma, (int, float)):
+        a, b = reverse_diffusion_coefficients(float(sigma), float(adjacent_sigma), sqrt=math.sqrt)
+    else:
+        sigma = xp.asarray(sigma) if isinstance(sigma, (int, float)) else sigma
+        wide = xp.result_type(sigma.dtype, compute_dtype(xp, sample.dtype))
+        sigma = _as(sigma, wide, xp=xp)
+        adjacent = adjacent_sigma if isinstance(adjacent_sigma, (int, float)) else _as(adjacent_sigma, wide, xp=xp)
+        a, b = reverse_diffusion_coefficients(sigma, adjacent, sqrt=xp.sqrt)
+    return combine_with(fused, sample, a, model_output, b, noise, xp=xp)
 
 
 def corrector_update(
     sample: Array,
     model_output: Array,
     noise: Array,
-    snr: float,
+    snr: Any,
     *,
     norm: CorrectorNorm = "batch",
     xp: Namespace | None = None,
+    fused: Combine | None = None,
 ) -> tuple[Array, Array]:
     """One Langevin corrector step (Song et al. 2021, Alg. 5)::
 
@@ -152,25 +231,16 @@ def corrector_update(
     ``(prev_sample, prev_sample_mean)`` in ``sample``'s dtype. An all-zero score returns ``sample`` unchanged.
     """
     xp = array_namespace(sample) if xp is None else xp
-    dtype = compute_dtype(xp, sample.dtype)
-    step: Coefficient
-    if norm == "batch" and scalars_on_host(sample):
-        step = _host_step_size(model_output, noise, snr, xp=xp)
-    else:
-        step = _per_example(corrector_step_size(model_output, noise, snr, norm=norm, xp=xp), sample.ndim, xp=xp)
-    x = _as_compute(sample, dtype, xp=xp)
-    prev_mean = x + step * _as_compute(model_output, dtype, xp=xp)
-    prev = prev_mean + ((step * 2) ** 0.5) * _as_compute(noise, dtype, xp=xp)
-    return _as_compute(prev, sample.dtype, xp=xp), _as_compute(prev_mean, sample.dtype, xp=xp)
+    step = corrector_step_size(model_output, noise, snr, norm=norm, xp=xp)
+    a, b = langevin_coefficients(step, sqrt=xp.sqrt)
+    return combine_with(fused, sample, a, model_output, b, noise, xp=xp)
 
 
-def add_noise(original: Array, noise: Array, sigma: Array, *, xp: Namespace | None = None) -> Array:
-    """Forward VE perturbation ``original + sigma * noise``: ``(B, ...)`` arrays, ``sigma`` 0-d or ``(B,)``.
-
-    The result has ``original``'s dtype; the product is taken in at least float32.
-    """
+def add_noise(original: Array, noise: Array, sigma: Coefficient, *, xp: Namespace | None = None) -> Array:
+    """Forward VE perturbation ``original + sigma * noise``: ``(B, ...)`` arrays, ``sigma`` a float, 0-d or
+    ``(B,)``. The result has ``original``'s dtype; the product is taken in at least float32."""
     xp = array_namespace(original) if xp is None else xp
     dtype = compute_dtype(xp, original.dtype)
-    scale = _per_example(_as_compute(sigma, dtype, xp=xp), original.ndim, xp=xp)
-    noisy = _as_compute(original, dtype, xp=xp) + scale * _as_compute(noise, dtype, xp=xp)
-    return _as_compute(noisy, original.dtype, xp=xp)
+    scale = per_example(sigma, original.ndim, dtype, xp=xp)
+    noisy = _as(original, dtype, xp=xp) + scale * _as(noise, dtype, xp=xp)
+    return _as(noisy, original.dtype, xp=xp)

@@ -9,9 +9,9 @@ from typing import Any
 
 import array_api_compat
 
-from ._xp import Array, Namespace, array_namespace, is_concrete_on_host
+from ._xp import Array, Namespace, array_namespace
 
-__all__ = ["batch_size", "check_float_array", "check_pair", "check_unit_interval", "is_python_scalar"]
+__all__ = ["MAX_SEED", "batch_size", "check_float_array", "check_pair", "check_seed", "check_unit_interval", "is_python_scalar"]
 
 
 def is_python_scalar(value: Any) -> bool:
@@ -49,36 +49,40 @@ def check_float_array(x: Array, name: str, *, xp: Namespace) -> None:
 _CHECKED_PAIRS: dict[tuple[Any, ...], Namespace] = {}
 
 
-def check_pair(model_output: Array, sample: Array) -> Namespace:
-    """Check ``model_output`` and ``sample`` for a step and return their namespace.
+def check_pair(model_output: Array, sample: Array, name: str = "model_output") -> Namespace:
+    """Check ``model_output`` (called ``name`` in messages: ``noise``, ``init``...) and ``sample`` for a step
+    and return their namespace.
 
     Both must be arrays of one library with equal shapes of rank >= 1 (batch first) and real floating dtypes.
     """
     key = (type(model_output), type(sample), getattr(model_output, "dtype", None), getattr(sample, "dtype", None))
     xp = _CHECKED_PAIRS.get(key)
     if xp is None:
-        for name, value in (("model_output", model_output), ("sample", sample)):
+        for label, value in ((name, model_output), ("sample", sample)):
             if not hasattr(value, "shape") or not hasattr(value, "dtype"):
-                raise TypeError(f"{name} must be an array, got {type(value).__name__}")
-        xp = array_namespace(model_output, sample)
+                raise TypeError(f"{label} must be an array, got {type(value).__name__}")
+        try:
+            xp = array_namespace(model_output, sample)
+        except TypeError as exc:
+            raise TypeError(f"{name} and sample must be arrays of one library: {exc}") from None
         check_float_array(sample, "sample", xp=xp)
-        check_float_array(model_output, "model_output", xp=xp)
+        check_float_array(model_output, name, xp=xp)
         _CHECKED_PAIRS[key] = xp
     batch_size(sample)
     if tuple(model_output.shape) != tuple(sample.shape):
-        raise ValueError(f"model_output and sample must have the same shape, got {tuple(model_output.shape)} and {tuple(sample.shape)}")
+        raise ValueError(f"{name} and sample must have the same shape, got {tuple(model_output.shape)} and {tuple(sample.shape)}")
     return xp
 
 
-def check_unit_interval(t: Any, name: str = "timestep") -> None:
-    """``ValueError`` unless every value of ``t`` lies in ``[0, 1]`` (NaN included); arrays are only read when
-    that is cheap (host, not traced, not lazy)."""
+def check_unit_interval(t: Any, name: str = "timestep", *, readable: bool = False) -> None:
+    """``ValueError`` unless every value of ``t`` lies in ``[0, 1]`` (NaN included). An array is read only when
+    the caller says that is cheap (``readable``: concrete, in host memory)."""
     if is_python_scalar(t):
         value = float(t)
         if not (0.0 <= value <= 1.0):
             raise ValueError(f"{name} must be a continuous time in [0, 1], got {value}")
         return
-    if is_concrete_on_host(t):
+    if readable:
         xp = array_namespace(t)
         if t.ndim and t.shape[0] == 0:
             return
@@ -86,3 +90,15 @@ def check_unit_interval(t: Any, name: str = "timestep") -> None:
         inside = xp.all((t >= 0) & (t <= 1))
         if not bool(inside):
             raise ValueError(f"{name} must be a continuous time in [0, 1], got values outside it")
+
+
+# Int seeds every backend takes: JAX's PRNGKey needs a signed 64-bit integer.
+MAX_SEED = 2**63 - 1
+
+
+def check_seed(seed: Any) -> int:
+    """An int seed (Python or NumPy int, not bool) as an ``int`` in ``[0, 2**63 - 1]``; ``ValueError`` outside."""
+    value = int(seed)
+    if not 0 <= value <= MAX_SEED:
+        raise ValueError(f"an int seed must lie in [0, 2**63 - 1], got {value}")
+    return value

@@ -1,5 +1,6 @@
-"""JAX: noise from PRNG keys, and the state-passing Flax API (``FlaxScoreSdeVeScheduler``) that works on
-current JAX, under ``jax.jit`` and inside ``jax.lax`` loops.
+"""JAX: noise from PRNG keys, ``jax.lax`` loops, compiled programs with bounded caches, autodiff, and the
+state-passing Flax API (``FlaxScoreSdeVeScheduler``) that works on current JAX, under ``jax.jit`` and inside
+``jax.lax`` loops.
 
 Compared with the last diffusers release that had it (0.31), which fails on current JAX:
 
@@ -13,41 +14,49 @@ Compared with the last diffusers release that had it (0.31), which fails on curr
 
 from __future__ import annotations
 
+import collections
 import dataclasses
-import functools
-import math
 import os
+import types
+import weakref
+from collections.abc import Callable
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from sdeve import BackendBase, register_backend, SamplerState
+from sdeve import samplers as _samplers
 from sdeve import schedule as _schedule
 from sdeve import updates as _updates
-from sdeve._xp import compute_dtype, is_concrete_on_host, schedule_dtype
+from sdeve._xp import schedule_dtype
 from sdeve.config import SdeVeConfig
-from sdeve.validation import check_pair
-
-from ._base import Adapter
+from sdeve.sampling import resolve
+from sdeve.validation import check_pair, check_seed, is_python_scalar
 
 __all__ = [
     "ADAPTER",
+    "BACKEND",
     "FlaxScoreSdeVeScheduler",
     "FlaxSdeVeOutput",
-    "JaxAdapter",
+    "JaxBackend",
     "ScoreSdeVeSchedulerState",
     "as_key",
+    "sample",
 ]
+
+# Compiled programs kept per model kind and settings; the least recently used go first.
+PROGRAM_CACHE_SIZE = 32
 
 
 def as_key(generator: Any) -> jax.Array:
-    """A JAX PRNG key from a key (typed, or raw ``uint32[2]``, also ``[1, 2]``), an int seed, or ``None``
-    (fresh entropy from the operating system)."""
+    """A JAX PRNG key from a key (typed, or raw ``uint32[2]``, also ``[1, 2]``), an int seed in
+    ``[0, 2**63 - 1]``, or ``None`` (fresh entropy from the operating system)."""
     if generator is None:
         return jax.random.PRNGKey(int(np.random.SeedSequence().generate_state(1, dtype=np.uint32)[0]))
     if isinstance(generator, (int, np.integer)) and not isinstance(generator, bool):
-        return jax.random.PRNGKey(int(generator))
+        return jax.random.PRNGKey(check_seed(generator))
     if isinstance(generator, (jax.Array, np.ndarray)):
         # Shapes are checked first: a key already in shape is returned with no dispatch (this is on every step).
         if jax.dtypes.issubdtype(generator.dtype, jax.dtypes.prng_key):
@@ -62,63 +71,218 @@ def as_key(generator: Any) -> jax.Array:
     raise TypeError(f"expected a JAX PRNG key, an int seed or None, got {type(generator).__name__}")
 
 
-class JaxAdapter(Adapter):
-    """Noise from a JAX PRNG key (or an int seed; ``None`` for fresh entropy). The same key gives the same
-    noise: split keys yourself between calls, as JAX code does."""
+def _tracing(tree: Any) -> bool:
+    return any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree_util.tree_leaves(tree))
+
+
+def _concrete(x: Any) -> bool:
+    """A value that is not traced and lives in host memory: reading it is free."""
+    return not isinstance(x, jax.core.Tracer) and all(d.platform == "cpu" for d in x.devices())
+
+
+# ---------------------------------------------------------------------- pytrees for the core's dataclasses
+_REGISTERED: set[type] = set()
+
+
+def register_pytree(cls: type) -> None:
+    """Make a frozen dataclass of the core a pytree: fields marked static (``sdeve.samplers._loop.static_field``)
+    are metadata, the others data."""
+    if cls in _REGISTERED:
+        return
+    fields = dataclasses.fields(cls)
+    meta = [f.name for f in fields if f.metadata.get("static")]
+    data = [f.name for f in fields if not f.metadata.get("static")]
+    jax.tree_util.register_dataclass(cls, data_fields=data, meta_fields=meta)
+    _REGISTERED.add(cls)
+
+
+def _prepare(tree: Any) -> Any:
+    """Register the dataclasses in ``tree`` and drop their host-only copies (so that other values reuse the
+    compiled program)."""
+    if isinstance(tree, (tuple, list)):
+        return type(tree)(_prepare(v) for v in tree)
+    if dataclasses.is_dataclass(tree) and not isinstance(tree, type):
+        register_pytree(type(tree))
+        changes = {f.name: (None if f.metadata.get("host_only") else _prepare(getattr(tree, f.name)))
+                   for f in dataclasses.fields(tree) if not f.metadata.get("static") or f.metadata.get("host_only")}
+        return dataclasses.replace(tree, **changes)
+    return tree
+
+
+register_pytree(SamplerState)
+
+
+# ---------------------------------------------------------------------- compiled programs, keyed by model kind
+def _array_tree(value: Any) -> bool:
+    leaves = jax.tree_util.tree_leaves(value)
+    return bool(leaves) and all(isinstance(leaf, (jax.Array, np.ndarray)) for leaf in leaves)
+
+
+def _split_function(model: types.FunctionType) -> tuple[Any, tuple[Any, ...], Callable[[Any], Any]]:
+    """A function's static part (code, globals, defaults, non-array closure values) and its array closure
+    values, with a rebuild: a fresh ``lambda x, s: net.apply(params, x, s)`` per call reuses one program."""
+    values = [cell.cell_contents for cell in (model.__closure__ or ())]
+    arrays = tuple(v if _array_tree(v) else None for v in values)
+    static = tuple(None if a is not None else v for v, a in zip(values, arrays))
+    key = (model.__code__, id(model.__globals__), model.__defaults__, static)
+    hash(key)  # TypeError for an unhashable closure value: the caller keys on the function itself
+
+    def rebuild(dynamic: tuple[Any, ...]) -> Any:
+        cells = tuple(types.CellType(d if d is not None else s) for d, s in zip(dynamic, static))
+        return types.FunctionType(model.__code__, model.__globals__, model.__name__, model.__defaults__, cells)
+
+    return key, arrays, rebuild
+
+
+class _Programs:
+    """A bounded cache of compiled programs. Plain functions are keyed by their code and static closure values,
+    with array closure values passed as arguments; any other model by identity, through a weak reference, so
+    that the cache never keeps a model (or its parameters) alive and forgets it when it dies."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._entries: collections.OrderedDict[Any, Any] = collections.OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+    def _put(self, key: Any, entry: Any) -> None:
+        self._entries[key] = entry
+        while len(self._entries) > self.size:
+            self._entries.popitem(last=False)
+
+    def run(self, fn: Callable[..., Any], model: Any, dynamic: Any, static: Any) -> Any:
+        """``fn(model, dynamic, static)`` compiled (``static`` hashable, ``dynamic`` a pytree)."""
+        if isinstance(model, types.FunctionType):
+            try:
+                key, arrays, rebuild = _split_function(model)
+            except TypeError:
+                pass
+            else:
+                program = self._entries.get((fn, key, static))
+                if program is None:
+                    program = jax.jit(lambda parts, dyn: fn(rebuild(parts), dyn, static))
+                    self._put((fn, key, static), program)
+                self._entries.move_to_end((fn, key, static))
+                return program(arrays, dynamic)
+        return self._by_identity(fn, model, dynamic, static)
+
+    def _by_identity(self, fn: Callable[..., Any], model: Any, dynamic: Any, static: Any) -> Any:
+        key = (fn, "model", id(model), static)
+        entry = self._entries.get(key)
+        if entry is not None and entry[0]() is model:
+            self._entries.move_to_end(key)
+            return entry[1](dynamic)
+        try:
+            ref = weakref.ref(model, lambda _, key=key: self._entries.pop(key, None))
+        except TypeError:  # not weakly referenceable: compile for this call only
+            return jax.jit(lambda dyn: fn(model, dyn, static))(dynamic)
+        program = jax.jit(lambda dyn: fn(ref(), dyn, static))
+        self._put(key, (ref, program))
+        return program(dynamic)
+
+
+# Raised while tracing a model that is not a pure JAX function (it reads values, converts to NumPy, ...).
+_UNTRACEABLE = (
+    jax.errors.ConcretizationTypeError,
+    jax.errors.TracerArrayConversionError,
+    jax.errors.TracerBoolConversionError,
+    jax.errors.TracerIntegerConversionError,
+)
+
+
+class JaxBackend(BackendBase):
+    """Noise from a JAX PRNG key (or an int seed; ``None`` for fresh entropy): the same key gives the same
+    noise, so keys are split before every draw. Loops are ``jax.lax`` loops when traced; whole sampling runs
+    compile into one program (cached per model kind, bounded); autodiff is ``jax.vjp``/``jax.jvp``."""
 
     name = "jax"
+
+    def __init__(self) -> None:
+        self.programs = _Programs(PROGRAM_CACHE_SIZE)
+        self._jitted: dict[tuple[Any, tuple[str, ...]], Any] = {}
 
     def make_generator(self, generator: Any, device: Any = None) -> jax.Array:
         """A PRNG key (see :func:`as_key`)."""
         return as_key(generator)
 
-    def split(self, generator: Any) -> tuple[jax.Array, jax.Array]:
+    def split(self, source: Any) -> tuple[jax.Array, jax.Array]:
         """``(key to draw from, key to carry on)``: ``jax.random.split``, so no key is used twice."""
-        later, now = jax.random.split(as_key(generator))
+        later, now = jax.random.split(as_key(source))
         return now, later
 
-    def compiled_loop(self, run: Any) -> jax.Array | None:
-        """All timesteps of a :func:`sdeve.sample` run as one compiled program, or ``None`` when the model is
-        not traceable (``sdeve.sample`` then runs step by step)."""
-        return _compiled_loop(run, strict=False)
-
-    # Fused fast paths for the generic scheduler on eager JAX arrays: one compiled dispatch per update instead
-    # of a dozen eager ones. Inside a user's jax.jit (tracers) the core's own functions are traced instead.
-    draws_in_update = True  # noise=None: drawn from the key inside the compiled update
-
-    def predictor_update(
-        self, sample: Any, model_output: Any, noise: Any, sigma: Any, adjacent_sigma: Any, *, owns_noise: bool,
-        generator: Any = None,
-    ) -> tuple[jax.Array, jax.Array] | None:
-        if isinstance(sample, jax.core.Tracer):
-            return None
-        source = _noise_source(noise, generator)
-        if isinstance(sigma, float) and isinstance(adjacent_sigma, float):
-            # Host coefficients in float64 (sigma^2 - adjacent^2 cancels), each rounded once on the way in.
-            diffusion = math.sqrt((sigma - adjacent_sigma) * (sigma + adjacent_sigma))
-            return _predictor_axpy(sample, model_output, source, diffusion * diffusion, diffusion)
-        return _predictor_core(sample, model_output, source, sigma, adjacent_sigma)
-
-    def corrector_update(
-        self, sample: Any, model_output: Any, noise: Any, snr: float, *, norm: str, owns_noise: bool,
-        generator: Any = None,
-    ) -> tuple[jax.Array, jax.Array] | None:
-        if isinstance(sample, jax.core.Tracer):
-            return None
-        return _corrector_core(sample, model_output, _noise_source(noise, generator), snr=float(snr), norm=norm)
-
-    def normal(self, generator: Any, shape: tuple[int, ...], *, dtype: Any, device: Any = None, like: Any = None) -> jax.Array:
+    def normal(self, source: Any, shape: tuple[int, ...], *, dtype: Any, device: Any = None,
+               like: Any = None) -> jax.Array:
         # jax.random.normal in float16/bfloat16 transforms half-precision uniforms: bfloat16 draws are visibly
-        # skewed (KS p ~ 0 on 10^5 draws, see conformance's noise.ks). Draw in float32 and round once.
+        # skewed. Draw in float32 and round once.
         draw = dtype if jnp.dtype(dtype).itemsize >= 4 else jnp.float32
-        noise = jax.random.normal(as_key(generator), tuple(shape), dtype=draw)
+        noise = jax.random.normal(as_key(source), tuple(shape), dtype=draw)
         noise = noise if draw == dtype else noise.astype(dtype)
         if device is not None and not isinstance(noise, jax.core.Tracer) and noise.sharding.device_set != {device}:
             noise = jax.device_put(noise, device)
         return noise
 
+    def readable(self, x: Any) -> bool:
+        """Concrete values in host memory (not traced, not on an accelerator). The core reads them only where
+        it gives what ``jax.jit`` gives: an index taken in the value's dtype, coefficients rounded once."""
+        return _concrete(x)
 
-ADAPTER = JaxAdapter()
+    def traced(self, x: Any) -> bool:
+        return isinstance(x, jax.core.Tracer)
+
+    def fori_loop(self, lower: int, upper: int, body: Callable[[Any, Any], Any], carry: Any) -> Any:
+        if _tracing(carry):
+            return jax.lax.fori_loop(lower, upper, body, carry)
+        return super().fori_loop(lower, upper, body, carry)
+
+    def while_loop(self, cond: Callable[[Any], Any], body: Callable[[Any], Any], carry: Any) -> Any:
+        if _tracing(carry):
+            return jax.lax.while_loop(cond, body, carry)
+        return super().while_loop(cond, body, carry)
+
+    def jit(self, fn: Callable[..., Any], *, static_argnames: tuple[str, ...] = ()) -> Callable[..., Any]:
+        key = (fn, tuple(static_argnames))
+        compiled = self._jitted.get(key)
+        if compiled is None:
+            compiled = self._jitted[key] = jax.jit(fn, static_argnames=static_argnames)
+        return compiled
+
+    def compile_program(self, fn: Callable[..., Any], model: Any, dynamic: Any, static: Any, *,
+                        strict: bool = False) -> Any:
+        """``fn(model, dynamic, static)`` as one compiled program, reused for models of the same kind (see
+        :class:`_Programs`); step by step when ``model`` cannot be traced (``TypeError`` when ``strict``)."""
+        try:
+            return self.programs.run(fn, model, _prepare(dynamic), static)
+        except _UNTRACEABLE as exc:
+            if strict:
+                raise TypeError(f"the model must be written in JAX (traceable by jax.jit): {exc}") from exc
+            return fn(model, dynamic, static)
+
+    def combine(self, x: Any, a: Any, s: Any, b: Any, z: Any, *, reuse: bool) -> tuple[Any, Any] | None:
+        """The core's :func:`~sdeve.updates.combine` compiled: one dispatch for an eager update."""
+        if _tracing((x, a, b, s, z)):
+            return None
+        return _combine(x, a, s, b, z)  # type: ignore[no-any-return]
+
+    def vjp(self, fn: Callable[[Any], Any], x: Any, v: Any) -> Any:
+        return jax.vjp(fn, x)[1](v)[0]
+
+    def jvp(self, fn: Callable[[Any], Any], x: Any, v: Any) -> Any:
+        return jax.jvp(fn, (x,), (v,))[1]
+
+
+@jax.jit
+def _combine(x: jax.Array, a: Any, s: jax.Array, b: Any, z: jax.Array) -> tuple[jax.Array, jax.Array]:
+    return _updates.combine(x, a, s, b, z, xp=jnp)
+
+
+BACKEND = ADAPTER = JaxBackend()
+# Imported, the adapter is also registered, so that a first lookup needs no entry-point scan (which
+# torch.compile cannot trace).
+register_backend("jax", BACKEND)
 
 
 @jax.tree_util.register_dataclass
@@ -154,57 +318,24 @@ class FlaxSdeVeOutput:
         return (self.state, self.prev_sample, self.prev_sample_mean)
 
 
-# The Flax step methods validate in Python and then run one compiled kernel. Eager calls are then a single
-# dispatch, and they give the same bits as `jax.jit(scheduler.step_pred)`: compiled, XLA contracts `a + b * c`
-# into fused multiply-adds (also in the norms' sums of squares), op-by-op eager JAX does not, and no XLA flag
-# turns contraction off; with one compiled kernel both paths run the same program.
+# The Flax step methods validate in Python and then run one compiled kernel, the core's own functions with the
+# draw: eager calls are one dispatch and give the bits of `jax.jit(scheduler.step_pred)` (compiled, XLA contracts
+# `a + b * c` into fused multiply-adds, op-by-op eager JAX does not).
 @jax.jit
 def _predictor_kernel(timesteps: jax.Array, discrete: jax.Array, model_output: jax.Array, t: jax.Array,
                       sample: jax.Array, key: jax.Array) -> tuple[jax.Array, jax.Array]:
     index = _schedule.timestep_index(t, timesteps.shape[0], xp=jnp)
     sigma = discrete[index]
     adjacent = _schedule.adjacent_sigmas(discrete, index, xp=jnp)
-    noise = ADAPTER.normal(key, tuple(sample.shape), dtype=sample.dtype)
+    noise = BACKEND.normal(key, tuple(sample.shape), dtype=sample.dtype)
     return _updates.predictor_update(sample, model_output, noise, sigma, adjacent, xp=jnp)
 
 
-@functools.partial(jax.jit, static_argnames=("snr",))
-def _corrector_kernel(model_output: jax.Array, sample: jax.Array, key: jax.Array, *, snr: float) -> jax.Array:
-    noise = ADAPTER.normal(key, tuple(sample.shape), dtype=sample.dtype)
+@jax.jit
+def _corrector_kernel(model_output: jax.Array, sample: jax.Array, key: jax.Array, snr: Any) -> jax.Array:
+    # snr is traced, not static: one program serves every value.
+    noise = BACKEND.normal(key, tuple(sample.shape), dtype=sample.dtype)
     return _updates.corrector_update(sample, model_output, noise, snr, xp=jnp)[0]
-
-
-def _noise_source(noise: Any, generator: Any) -> Any:
-    """What the fused kernels take as noise: the noise itself, or a key to draw it from inside the kernel."""
-    return noise if noise is not None else (as_key(generator),)
-
-
-def _materialise(source: Any, sample: jax.Array) -> jax.Array:
-    """Inside a kernel: the noise, drawn here when ``source`` is ``(key,)`` (one dispatch draws and updates)."""
-    if isinstance(source, tuple):
-        return ADAPTER.normal(source[0], tuple(sample.shape), dtype=sample.dtype)
-    return source
-
-
-@jax.jit
-def _predictor_axpy(sample: jax.Array, model_output: jax.Array, noise: Any, drift_scale: Any, diffusion: Any) -> tuple[jax.Array, jax.Array]:
-    """The predictor of :func:`sdeve.updates.predictor_update` given its two host coefficients ``g^2`` and ``g``."""
-    noise = _materialise(noise, sample)
-    dtype = compute_dtype(jnp, sample.dtype)
-    prev_mean = sample.astype(dtype) + drift_scale * model_output.astype(dtype)
-    prev = prev_mean + diffusion * noise.astype(dtype)
-    return prev.astype(sample.dtype), prev_mean.astype(sample.dtype)
-
-
-@jax.jit
-def _predictor_core(sample: jax.Array, model_output: jax.Array, noise: Any, sigma: Any, adjacent: Any) -> tuple[jax.Array, jax.Array]:
-    return _updates.predictor_update(sample, model_output, _materialise(noise, sample), sigma, adjacent, xp=jnp)
-
-
-@functools.partial(jax.jit, static_argnames=("snr", "norm"))
-def _corrector_core(sample: jax.Array, model_output: jax.Array, noise: Any, *, snr: float, norm: str) -> tuple[jax.Array, jax.Array]:
-    noise = _materialise(noise, sample)
-    return _updates.corrector_update(sample, model_output, noise, snr, norm=norm, xp=jnp)  # type: ignore[arg-type]
 
 
 def _static_flag(value: Any, name: str) -> bool:
@@ -236,6 +367,8 @@ class FlaxScoreSdeVeScheduler:
         dtype: Any = None,
     ) -> None:
         self.config = SdeVeConfig(num_train_timesteps, snr, sigma_min, sigma_max, sampling_eps, correct_steps)
+        if dtype is not None and not jnp.issubdtype(jnp.dtype(dtype), jnp.floating):
+            raise TypeError(f"dtype must be a real floating dtype for the schedule, got {jnp.dtype(dtype)}")
         self.dtype = dtype
         self.init_noise_sigma = self.config.sigma_max
 
@@ -279,8 +412,16 @@ class FlaxScoreSdeVeScheduler:
         return state.replace(discrete_sigmas=discrete, sigmas=sigmas)
 
     def get_adjacent_sigma(self, state: ScoreSdeVeSchedulerState, timesteps: jax.Array, t: jax.Array) -> jax.Array:
-        """``discrete_sigmas[timesteps - 1]``, 0 where ``timesteps == 0``."""
-        return _schedule.adjacent_sigmas(state.discrete_sigmas, jnp.asarray(timesteps), xp=jnp)
+        """``discrete_sigmas[timesteps - 1]``, 0 where ``timesteps == 0``; ``timesteps`` are integer indices
+        (checked against the schedule where their values are concrete)."""
+        self._require(state)
+        index = jnp.asarray(timesteps)
+        if not jnp.issubdtype(index.dtype, jnp.integer):
+            raise TypeError(f"timesteps must be integer indices into discrete_sigmas, got dtype {index.dtype}")
+        levels = state.discrete_sigmas.shape[0]
+        if _concrete(index) and not bool(jnp.all((index >= 0) & (index < levels))):
+            raise ValueError(f"timesteps must lie in [0, {levels - 1}]")
+        return _schedule.adjacent_sigmas(state.discrete_sigmas, index, xp=jnp)
 
     @staticmethod
     def _require(state: ScoreSdeVeSchedulerState) -> None:
@@ -309,6 +450,8 @@ class FlaxScoreSdeVeScheduler:
         return_dict = _static_flag(return_dict, "return_dict")
         self._require(state)
         check_pair(model_output, sample)
+        if isinstance(timestep, (str, bytes, bool)) or not (is_python_scalar(timestep) or hasattr(timestep, "dtype")):
+            raise TypeError(f"timestep must be a real number or an array, got {type(timestep).__name__}")
         t = jnp.asarray(timestep, dtype=state.timesteps.dtype)
         if t.ndim > 1 or (t.ndim == 1 and t.shape[0] not in (1, sample.shape[0])):
             raise ValueError(f"timestep must be a scalar or of shape (B,), got {t.shape}")
@@ -317,7 +460,7 @@ class FlaxScoreSdeVeScheduler:
         if isinstance(timestep, (int, float)) and not isinstance(timestep, bool):
             if not 0.0 <= float(timestep) <= 1.0:
                 raise ValueError(f"timestep must be a continuous time in [0, 1], got {timestep}")
-        elif is_concrete_on_host(t) and not bool(jnp.all((t >= 0) & (t <= 1))):
+        elif _concrete(t) and not bool(jnp.all((t >= 0) & (t <= 1))):
             raise ValueError("timestep must be a continuous time in [0, 1]")
         prev, prev_mean = _predictor_kernel(state.timesteps, state.discrete_sigmas, model_output, t, sample, as_key(key))
         if not return_dict:
@@ -337,7 +480,7 @@ class FlaxScoreSdeVeScheduler:
         return_dict = _static_flag(return_dict, "return_dict")
         self._require(state)
         check_pair(model_output, sample)
-        prev = _corrector_kernel(model_output, sample, as_key(key), snr=self.config.snr)
+        prev = _corrector_kernel(model_output, sample, as_key(key), self.config.snr)
         if not return_dict:
             return (prev, state)
         return FlaxSdeVeOutput(state=state, prev_sample=prev)
@@ -367,68 +510,10 @@ class FlaxScoreSdeVeScheduler:
         return scheduler, scheduler.create_state()
 
 
-# ---------------------------------------------------------------------- sampling: pytree state, compiled loop
-from sdeve import sampler as _sampler  # noqa: E402 - after the adapter, which the sampler looks up lazily
-
-jax.tree_util.register_dataclass(
-    _sampler.SamplerState, data_fields=["counter", "generator", "discrete_sigmas"], meta_fields=["sample_shape"]
-)
-
-# Raised while tracing a model that is not a pure JAX function (it reads values, converts to NumPy, ...).
-_UNTRACEABLE = (
-    jax.errors.ConcretizationTypeError,
-    jax.errors.TracerArrayConversionError,
-    jax.errors.TracerBoolConversionError,
-    jax.errors.TracerIntegerConversionError,
-)
 
 
-def _program(
-    x: jax.Array, key: jax.Array, arrays: tuple[Any, ...], *, model: Any, static: tuple[Any, ...]
-) -> jax.Array:
-    """The whole sampling loop as one program: ``lax.fori_loop`` over :func:`sdeve.sampler.pc_timestep`, with
-    the same key discipline (:func:`sdeve.sampler.draw_noises`) as the step-by-step loop."""
-    num_steps, start, correct_steps, snr, norm, denoise, draws = static
-    known, mask, model_sigmas, discrete = arrays
-    plan = _sampler._Plan(num_steps, correct_steps, snr, norm, model_sigmas, discrete)
-
-    def body(i: jax.Array, carry: tuple[jax.Array, jax.Array, jax.Array]) -> tuple[jax.Array, jax.Array, jax.Array]:
-        x, _, key = carry
-        noises, key = _sampler.draw_noises(ADAPTER, key, x, draws)
-        x, x_mean = _sampler.pc_timestep(model, x, i, noises, plan, known=known, mask=mask, xp=jnp)
-        return x, x_mean, key
-
-    x, x_mean, _ = jax.lax.fori_loop(start, num_steps, body, (x, x, key))
-    return x_mean if denoise else x
-
-
-# Compiled once per (model, settings, shapes, dtypes): a second sdeve.sample call with the same model reuses it.
-_cached_program = jax.jit(_program, static_argnames=("model", "static"))
-
-
-def _compiled_loop(run: Any, *, strict: bool) -> jax.Array | None:
-    """Run all timesteps of a prepared :func:`sdeve.sample` run as one XLA program (see :func:`_program`), so
-    the numbers agree with the step-by-step loop to rounding. Returns ``None`` (or raises, when ``strict``)
-    if ``run.model`` cannot be traced."""
-    plan = run.plan
-    static = (plan.num_steps, run.start, plan.correct_steps, plan.snr, plan.norm, run.denoise, run.draws)
-    arrays = (run.known, run.mask, plan.model_sigmas, plan.discrete)
-    try:
-        hash(run.model)
-        program = functools.partial(_cached_program, model=run.model, static=static)
-    except TypeError:  # an unhashable model: compile for this call only
-        program = jax.jit(functools.partial(_program, model=run.model, static=static))
-    try:
-        return program(run.x, run.generator, arrays)
-    except _UNTRACEABLE as exc:
-        if strict:
-            raise TypeError(
-                f"sdeve_backends.jax.sample needs a model written in JAX (traceable by jax.jit): {exc}"
-            ) from exc
-        return None
-
-
-def sample(model: Any, shape: Any, **kwargs: Any) -> jax.Array:
+# ---------------------------------------------------------------------- sampling: one compiled program
+def sample(model: Any, shape: Any, *, sampler: str = "pc", **kwargs: Any) -> jax.Array:
     """:func:`sdeve.sample` for a JAX model, with the whole loop compiled into one program.
 
     Same arguments as :func:`sdeve.sample` (``generator`` a PRNG key or an int seed), less ``progress`` and
@@ -439,11 +524,10 @@ def sample(model: Any, shape: Any, **kwargs: Any) -> jax.Array:
         if kwargs.get(name):
             raise TypeError(f"{name} is not available in the compiled loop: use sdeve.sample(...) for it")
         kwargs.pop(name, None)
+    spec = _samplers.lookup(sampler)
+    options = {k: kwargs.pop(k) for k in list(kwargs) if k in spec.options}
     kwargs.setdefault("xp", jnp)
-    run = _sampler.prepare(model, shape, **kwargs)
-    out = _compiled_loop(run, strict=True)
-    assert out is not None
-    return out
-
-
-__all__ += ["sample"]
+    kwargs["denoise"] = bool(kwargs.get("denoise", True))
+    run = resolve(model, shape, **kwargs)
+    run.strict = True
+    return spec.run(run, **options)  # type: ignore[no-any-return]

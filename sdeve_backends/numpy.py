@@ -6,14 +6,15 @@ from typing import Any
 
 import numpy as np
 
-from sdeve.scheduler import ScoreSdeVeScheduler as _CoreScheduler
+from sdeve import BackendBase, register_backend
+from sdeve import ScoreSdeVeScheduler as _CoreScheduler
 
-from ._base import Adapter, numpy_generator, numpy_standard_normal
+from .generic import numpy_generator, numpy_standard_normal
 
-__all__ = ["ADAPTER", "NumpyAdapter", "ScoreSdeVeScheduler"]
+__all__ = ["ADAPTER", "BACKEND", "NumpyBackend", "ScoreSdeVeScheduler"]
 
 
-class NumpyAdapter(Adapter):
+class NumpyBackend(BackendBase):
     """Noise from ``numpy.random.Generator`` (or ``RandomState``, an int seed, or ``None`` for fresh entropy)."""
 
     name = "numpy"
@@ -21,13 +22,20 @@ class NumpyAdapter(Adapter):
     def make_generator(self, generator: Any, device: Any = None) -> Any:
         return numpy_generator(generator)
 
-    def normal(self, generator: Any, shape: tuple[int, ...], *, dtype: Any, device: Any = None, like: Any = None) -> np.ndarray:
+    def normal(self, source: Any, shape: tuple[int, ...], *, dtype: Any, device: Any = None,
+               like: Any = None) -> np.ndarray:
         if device not in (None, "cpu"):
             raise ValueError(f"NumPy arrays live on 'cpu', got device={device!r}")
-        return numpy_standard_normal(numpy_generator(generator), shape, dtype)
+        return numpy_standard_normal(numpy_generator(source), shape, dtype)
+
+    def readable(self, x: Any) -> bool:
+        return True
 
 
-ADAPTER = NumpyAdapter()
+BACKEND = ADAPTER = NumpyBackend()
+# Imported, the adapter is also registered, so that a first lookup needs no entry-point scan (which
+# torch.compile cannot trace).
+register_backend("numpy", BACKEND)
 
 
 class ScoreSdeVeScheduler(_CoreScheduler):

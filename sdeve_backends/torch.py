@@ -1,27 +1,34 @@
-"""PyTorch: noise from ``torch.Generator``, and a drop-in replacement for ``diffusers.ScoreSdeVeScheduler``.
+"""PyTorch: noise from ``torch.Generator``, fused updates, autodiff, and a drop-in replacement for
+``diffusers.ScoreSdeVeScheduler``.
 
-The drop-in holds its schedule as float32 tensors and computes timestep indices in float32, as diffusers
-does, and draws its noise in diffusers' order and way (``randn_tensor``), so that from the same generator
-seed it gives diffusers' numbers. Where diffusers is wrong it is right instead (see the class docstring).
+The drop-in is the generic scheduler with two policies: diffusers' rounding of the schedule (float32 levels,
+float32 timestep indices, ``g`` computed as diffusers computes it) and diffusers' way of drawing noise
+(``randn_tensor``, in its order), so that from the same generator seed it gives diffusers' numbers. Where
+diffusers is wrong it is right instead (see the class docstring).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
+import array_api_compat.torch as torch_xp
 import numpy as np
 import torch
 
-from sdeve import schedule as _schedule
-from sdeve._xp import namespace_name
+from sdeve import BackendBase, register_backend, SchedulerOutput, SdeVeOutput
+from sdeve import ScoreSdeVeScheduler as _CoreScheduler
+from sdeve import samplers as _samplers
 from sdeve.config import SdeVeConfig
-from sdeve.outputs import SchedulerOutput, SdeVeOutput
-from sdeve.scheduler import ScoreSdeVeScheduler as _CoreScheduler
+from sdeve.protocols import Backend
+from sdeve.sampling import resolve
+from sdeve.schedule import Rounding
+from sdeve.updates import per_example
+from sdeve.validation import check_seed
 
-from ._base import Adapter
-
-__all__ = ["ADAPTER", "SchedulerOutput", "ScoreSdeVeScheduler", "SdeVeOutput", "TorchAdapter", "randn"]
+__all__ = ["ADAPTER", "BACKEND", "SchedulerOutput", "ScoreSdeVeScheduler", "SdeVeOutput", "TorchBackend", "randn",
+           "sample"]
 
 Generator = torch.Generator | list[torch.Generator] | int | None
 
@@ -34,7 +41,7 @@ def _as_generator(generator: Any, device: torch.device) -> Any:
             raise TypeError("a list of generators must hold torch.Generator objects only")
         return list(generator)
     if isinstance(generator, (int, np.integer)) and not isinstance(generator, bool):
-        return torch.Generator(device=device).manual_seed(int(generator))
+        return torch.Generator(device=device).manual_seed(check_seed(generator))
     raise TypeError(f"expected a torch.Generator, a list of them, an int seed or None, got {type(generator).__name__}")
 
 
@@ -65,13 +72,18 @@ def randn(
 
 def use_one_thread() -> None:
     """Run torch's CPU kernels on one thread: for small tensors a thread pool only adds synchronisation, and on
-    a loaded machine it can stall (seen: 50x slower sampling at batch 2000 with two threads)."""
+    a loaded machine it can stall."""
     torch.set_num_threads(1)
 
 
-class TorchAdapter(Adapter):
+def _traced(x: torch.Tensor) -> bool:
+    """Inside ``torch.compile`` or a ``torch.func`` transform (vmap, grad): no host reads, no ``out=``."""
+    return bool(torch.compiler.is_compiling() or torch._C._functorch.is_functorch_wrapped_tensor(x))
+
+
+class TorchBackend(BackendBase):
     """Noise from a ``torch.Generator`` (or a list of them, one per example; or an int seed; ``None`` uses
-    torch's global generator), drawn as diffusers' ``randn_tensor`` draws."""
+    torch's global generator), drawn as diffusers' ``randn_tensor`` draws; fused updates; ``torch.func``."""
 
     name = "torch"
 
@@ -80,88 +92,75 @@ class TorchAdapter(Adapter):
         generator) are kept."""
         return _as_generator(generator, torch.device(device) if device is not None else torch.device("cpu"))
 
-    def normal(self, generator: Any, shape: tuple[int, ...], *, dtype: Any, device: Any = None, like: Any = None) -> torch.Tensor:
-        return randn(tuple(shape), generator, device=device, dtype=dtype)
+    def normal(self, source: Any, shape: tuple[int, ...], *, dtype: Any, device: Any = None,
+               like: Any = None) -> torch.Tensor:
+        return randn(tuple(shape), source, device=device, dtype=dtype)
 
-    # Fused updates: x + c * y in one kernel (torch.add with alpha for a host scalar, addcmul for a device
-    # coefficient), and the noise buffer reused for prev_sample when it was drawn for this call. Same formulas
-    # as sdeve.updates; half precision and autograd fall back to the core, which upcasts to float32.
-    @staticmethod
-    def _fusable(*tensors: torch.Tensor) -> bool:
-        first = tensors[0]
-        dtype, device = first.dtype, first.device
-        if dtype not in (torch.float32, torch.float64):
-            return False
-        for t in tensors:
+    def readable(self, x: Any) -> bool:
+        """Host memory, outside ``torch.compile`` and ``torch.func`` transforms."""
+        return bool(x.device.type == "cpu" and not _traced(x))
+
+    def traced(self, x: Any) -> bool:
+        return _traced(x)
+
+    def combine(self, x: Any, a: Any, s: Any, b: Any, z: Any, *, reuse: bool) -> tuple[Any, Any] | None:
+        """:func:`sdeve.updates.combine` in two kernels (``add`` with ``alpha`` for a float, ``addcmul`` for a
+        tensor coefficient), writing ``prev`` into ``z`` when it was drawn for this call. float32/float64
+        tensors of one dtype and device only, outside autograd and transforms; anything else goes to the core."""
+        dtype, device = x.dtype, x.device
+        if dtype not in (torch.float32, torch.float64) or _traced(x):
+            return None
+        for t in (x, s, z):
             if t.dtype != dtype or t.device != device or t.layout != torch.strided or t.requires_grad:
-                return False
-        return True
+                return None
+        a, b = per_example(a, x.ndim, dtype, xp=torch_xp), per_example(b, x.ndim, dtype, xp=torch_xp)
+        mean = _axpy(x, a, s, None)
+        return _axpy(mean, b, z, z if reuse and z.is_contiguous() else None), mean
 
-    @staticmethod
-    def _axpy(x: torch.Tensor, coefficient: Any, y: torch.Tensor, out: torch.Tensor | None) -> torch.Tensor:
-        """``x + coefficient * y`` in one pass; ``coefficient`` a float, a 0-d tensor or a broadcastable one."""
-        if isinstance(coefficient, float):
-            return torch.add(x, y, alpha=coefficient, out=out) if out is not None else torch.add(x, y, alpha=coefficient)
-        coefficient = coefficient.to(x.dtype)
-        return torch.addcmul(x, coefficient, y, out=out) if out is not None else torch.addcmul(x, coefficient, y)
+    def vjp(self, fn: Callable[[Any], Any], x: Any, v: Any) -> Any:
+        return torch.func.vjp(fn, x)[1](v)[0]
 
-    @staticmethod
-    def _per_example(coefficient: Any, ndim: int) -> Any:
-        if isinstance(coefficient, float) or coefficient.ndim == 0:
-            return coefficient
-        return coefficient.reshape((coefficient.shape[0],) + (1,) * (ndim - 1))
-
-    def predictor_update(
-        self, sample: Any, model_output: Any, noise: Any, sigma: Any, adjacent_sigma: Any, *, owns_noise: bool, generator: Any = None
-    ) -> tuple[torch.Tensor, torch.Tensor] | None:
-        if not self._fusable(sample, model_output, noise):
-            return None
-        if isinstance(sigma, float) and isinstance(adjacent_sigma, float):
-            diffusion: Any = math.sqrt((sigma - adjacent_sigma) * (sigma + adjacent_sigma))
-            drift_scale: Any = diffusion * diffusion
-        else:
-            # As the core: sigma^2 - adjacent^2 cancels, so take it in the schedule's dtype when that is wider.
-            wide = torch.promote_types(sigma.dtype, sample.dtype) if isinstance(sigma, torch.Tensor) else sample.dtype
-            sigma = torch.as_tensor(sigma, dtype=wide, device=sample.device)
-            adjacent_sigma = torch.as_tensor(adjacent_sigma, dtype=wide, device=sample.device)
-            g = torch.sqrt((sigma - adjacent_sigma) * (sigma + adjacent_sigma)).to(sample.dtype)
-            diffusion = self._per_example(g, sample.ndim)
-            drift_scale = diffusion * diffusion
-        prev_mean = self._axpy(sample, drift_scale, model_output, None)
-        prev = self._axpy(prev_mean, diffusion, noise, noise if owns_noise and noise.is_contiguous() else None)
-        return prev, prev_mean
-
-    def corrector_update(
-        self, sample: Any, model_output: Any, noise: Any, snr: float, *, norm: str, owns_noise: bool, generator: Any = None
-    ) -> tuple[torch.Tensor, torch.Tensor] | None:
-        if not self._fusable(sample, model_output, noise) or sample.ndim < 1:
-            return None
-        step: Any
-        if sample.shape[0] == 1:
-            # One example: its norm is the batch mean; skip the per-example reduction and the mean.
-            grad_norm, noise_norm = torch.linalg.vector_norm(model_output), torch.linalg.vector_norm(noise)
-        else:
-            dims = tuple(range(1, sample.ndim))
-            grad_norm = torch.linalg.vector_norm(model_output, dim=dims) if dims else model_output.abs()
-            noise_norm = torch.linalg.vector_norm(noise, dim=dims) if dims else noise.abs()
-            if norm == "batch":
-                grad_norm, noise_norm = grad_norm.mean(), noise_norm.mean()
-        if norm == "batch" and sample.device.type == "cpu":
-            # On the CPU a read is free: the scalar step size in Python float64, as the core does there.
-            g, n = float(grad_norm), float(noise_norm)
-            step = (float(snr) * n / g) ** 2 * 2 if g > 0 else 0.0
-            noise_scale: Any = math.sqrt(step * 2)
-        else:
-            positive = grad_norm > 0
-            ratio = float(snr) * noise_norm / torch.where(positive, grad_norm, torch.ones_like(grad_norm))
-            step = self._per_example(torch.where(positive, ratio * ratio * 2, torch.zeros_like(ratio)), sample.ndim)
-            noise_scale = torch.sqrt(step * 2)
-        prev_mean = self._axpy(sample, step, model_output, None)
-        prev = self._axpy(prev_mean, noise_scale, noise, noise if owns_noise and noise.is_contiguous() else None)
-        return prev, prev_mean
+    def jvp(self, fn: Callable[[Any], Any], x: Any, v: Any) -> Any:
+        return torch.func.jvp(fn, (x,), (v,))[1]
 
 
-ADAPTER = TorchAdapter()
+def _axpy(x: torch.Tensor, coefficient: Any, y: torch.Tensor, out: torch.Tensor | None) -> torch.Tensor:
+    """``x + coefficient * y`` in one pass; ``coefficient`` a float or a tensor broadcasting against ``y``."""
+    if isinstance(coefficient, float):
+        return torch.add(x, y, alpha=coefficient, out=out) if out is not None else torch.add(x, y, alpha=coefficient)
+    return torch.addcmul(x, coefficient, y, out=out) if out is not None else torch.addcmul(x, coefficient, y)
+
+
+BACKEND = ADAPTER = TorchBackend()
+# Imported, the adapter is also registered, so that a first lookup needs no entry-point scan (which
+# torch.compile cannot trace).
+register_backend("torch", BACKEND)
+
+
+# ---------------------------------------------------------------------- the diffusers drop-in
+class DiffusersRounding(Rounding):
+    """The schedule as diffusers holds it: float32 timesteps and levels, ``g = sqrt(sigma^2 - adjacent^2)`` in
+    float32. The linear ramps come from ``torch.linspace`` (whose float32 rounding is diffusers'); the
+    exponentials are taken in float64 on the host and rounded once."""
+
+    dtype = "float32"
+
+    def timesteps(self, n: int, sampling_eps: float) -> np.ndarray:
+        return torch.linspace(1.0, sampling_eps, n, dtype=torch.float32).numpy()
+
+    def sigmas(self, times: np.ndarray, sigma_min: float, sigma_max: float) -> np.ndarray:
+        ratio = np.float32(sigma_max / sigma_min).astype(np.float64)
+        powered = (ratio ** times.astype(np.float64)).astype(np.float32)
+        return (np.float32(sigma_min) * powered).astype(np.float32)
+
+    def levels(self, n: int, sigma_min: float, sigma_max: float) -> np.ndarray:
+        ramp = torch.linspace(math.log(sigma_min), math.log(sigma_max), n, dtype=torch.float32).numpy()
+        return np.exp(ramp.astype(np.float64)).astype(np.float32)
+
+    def coefficients(self, levels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        below = np.concatenate([np.zeros(1, dtype=np.float32), levels[:-1]])
+        g = np.sqrt(levels * levels - below * below)
+        return g * g, g
 
 
 class FrozenConfig(dict):  # type: ignore[type-arg]
@@ -211,9 +210,12 @@ class ScoreSdeVeScheduler(_CoreScheduler):
     - Half precision is computed in float32 internally: no overflow at ``sigma_max=1348``.
     - Bad input raises ``ValueError``/``TypeError`` with a message, never an ``IndexError`` or NaN; an
       all-zero score leaves the sample unchanged in ``step_correct`` (diffusers returns NaN).
+    - Gradients flow through the corrector's step size as through the formula written in torch.
     """
 
     _bound_namespace = "torch"
+    _rounding = DiffusersRounding()
+    _python_time_dtype = "float32"  # diffusers multiplies a number timestep by a float32 tensor first
 
     def __init__(
         self,
@@ -228,65 +230,14 @@ class ScoreSdeVeScheduler(_CoreScheduler):
         super().__init__(num_train_timesteps, snr, sigma_min, sigma_max, sampling_eps, correct_steps, **options)
 
     @property
-    def config(self) -> FrozenConfig:  # type: ignore[override]
+    def config(self) -> FrozenConfig:
         """The settings as diffusers' read-only config dict (attribute and key access)."""
         return FrozenConfig(self._config)
 
-    def _schedule_dtype(self, xp: Any, device: Any) -> Any:
-        # diffusers holds its schedule in torch's default float32; parity needs the same.
-        return torch.float32
-
-    def _build_sigmas(self, xp: Any, device: Any) -> tuple[Any, Any]:
-        # diffusers' digits: levels exp(linspace(log sigma_min, log sigma_max, N)) and sigma(t) =
-        # sigma_min * (sigma_max / sigma_min) ** t, both in float32 on the CPU (diffusers loops over t; the
-        # vectorised pow agrees to an ulp). Adjacent levels are close, so g^2 = sigma_j^2 - sigma_{j-1}^2
-        # cancels (to ~1% of sigma^2 at N=2000): levels rounded from float64 differ from diffusers' by an ulp
-        # or two, which moves step_pred's result by up to 3e-5 relative.
-        if namespace_name(xp) != "torch" or self._sigmas_recipe is None:
-            return super()._build_sigmas(xp, device)
-        (steps, eps), levels, sigma_min, sigma_max = self._sigmas_recipe
-        times = _schedule.timesteps(steps, eps, xp=xp, dtype=torch.float32)
-        sigmas = sigma_min * (sigma_max / sigma_min) ** times
-        discrete = _schedule.discrete_sigmas(levels, sigma_min, sigma_max, xp=xp, dtype=torch.float32)
-        if device is not None:
-            sigmas, discrete = sigmas.to(device), discrete.to(device)
-        return sigmas, discrete
-
-    def _predictor_sigmas(self, timestep: Any, sample: Any, xp: Any) -> tuple[Any, Any]:
-        # diffusers computes g = (sigma**2 - adjacent**2) ** 0.5 in float32; float64 would give other digits
-        # (the subtraction cancels, see _build_sigmas). Compute g its way and hand the update (g, 0), whose
-        # sqrt(g^2 - 0) is g again.
-        sigma, adjacent = super()._predictor_sigmas(timestep, sample, xp)
-        if isinstance(sigma, torch.Tensor):
-            g = torch.sqrt(sigma * sigma - adjacent * adjacent)
-            return g, torch.zeros_like(g)
-        if adjacent == 0.0 and self._host_table:
-            return sigma, adjacent  # already (g, 0) from the table below
-        s, a = np.float32(sigma), np.float32(adjacent)
-        return float(np.sqrt(s * s - a * a)), 0.0
-
-    def _host_levels(self) -> list[tuple[float, float]] | None:
-        # The table holds (g, 0) with g computed once per schedule, vectorised, exactly as diffusers computes
-        # it per step: float32 sigma**2 - adjacent**2, then the square root.
-        if self._host_table is None:
-            held = self.discrete_sigmas
-            if isinstance(held, torch.Tensor) and held.device.type == "cpu":
-                adjacent = torch.cat([torch.zeros(1, dtype=held.dtype), held[:-1]])
-                g = torch.sqrt(held * held - adjacent * adjacent)
-                self._host_table = [(value, 0.0) for value in g.tolist()]
-            else:
-                self._host_table = False
-        return self._host_table or None
-
-    def _host_index(self, t: float, num_timesteps: int) -> int:
-        # diffusers: (timestep * torch.ones(B) * (M - 1)).long(), all in float32.
-        scaled = np.float32(t) * np.float32(num_timesteps - 1)
-        return min(max(int(np.floor(scaled)), 0), num_timesteps - 1)
-
-    def _noise(self, generator: Any, sample: Any, purpose: str) -> torch.Tensor:
+    def _draw(self, backend: Backend, generator: Any, sample: Any, purpose: str) -> torch.Tensor:
+        # diffusers' draws: the corrector's in float32 on the generator's device, then moved; add_noise's with
+        # no generator from torch's global generator like the sample.
         if purpose == "correct":
-            # diffusers draws the corrector's noise in float32 on the generator's device; we draw the same
-            # numbers and then give them the sample's dtype and device.
             gen0 = generator[0] if isinstance(generator, (list, tuple)) and generator else generator
             draw_device = gen0.device if isinstance(gen0, torch.Generator) else sample.device
             noise = randn(tuple(sample.shape), generator, device=draw_device, dtype=torch.float32)
@@ -311,29 +262,29 @@ def sample(
     fullgraph: bool = True,
     mode: str | None = None,
     backend: str = "inductor",
+    sampler: str = "pc",
     **kwargs: Any,
 ) -> torch.Tensor:
-    """:func:`sdeve.sample` with each timestep (``correct_steps`` corrector updates, the predictor, the model
-    calls) compiled by ``torch.compile`` once and reused for every timestep.
+    """:func:`sdeve.sample` with each step (its model calls and updates) compiled by ``torch.compile`` once and
+    reused for every step.
 
     Same arguments as :func:`sdeve.sample`, plus ``compile`` (``False``: the eager loop), and ``fullgraph``,
-    ``mode`` and ``backend`` for ``torch.compile``. The timestep index is a device tensor and the noise is drawn from the
-    ``torch.Generator`` outside the compiled function, so nothing recompiles between timesteps and, on CUDA,
-    nothing synchronises with the host between them (also without ``compile``).
+    ``mode`` and ``backend`` for ``torch.compile``. The step index is a device tensor and each step's noise is
+    drawn from the ``torch.Generator`` before the compiled function runs, so nothing recompiles between steps
+    and, on CUDA, nothing synchronises with the host between them.
     """
-    from sdeve import sampler as _sampler  # noqa: PLC0415 - the core imports the adapters lazily too
-
-    progress = kwargs.pop("progress", False)
-    callback = kwargs.pop("callback", None)
+    spec = _samplers.lookup(sampler)
+    options = {k: kwargs.pop(k) for k in list(kwargs) if k in spec.options}
     kwargs.setdefault("xp", "torch")
-    run = _sampler.prepare(model, shape, **kwargs)
-    device = run.x.device
-    # All timestep indices on the device once: indexing this with a Python int makes a view, no transfer.
-    indices = torch.arange(run.plan.num_steps, device=device)
-    timestep = run.timestep
+    kwargs["progress"] = bool(kwargs.get("progress", False))
+    kwargs["denoise"] = bool(kwargs.get("denoise", True))
+    run = resolve(model, shape, **kwargs)
+    device = run.z0.device
+    indices = torch.arange(run.num_steps, device=device)
     if compile:
-        timestep = torch.compile(timestep, fullgraph=fullgraph, mode=mode, backend=backend, dynamic=False)
-    return _sampler.python_loop(run, progress=progress, callback=callback, timestep=timestep, index=indices.__getitem__)
-
-
-__all__ += ["sample"]
+        run.compile_step = lambda step: torch.compile(step, fullgraph=fullgraph, mode=mode, backend=backend,
+                                                      dynamic=False)
+    else:
+        run.compile_step = lambda step: step
+    run.step_index = indices.__getitem__
+    return spec.run(run, **options)

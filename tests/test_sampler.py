@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 
 import sdeve
-from sdeve import sampler as sampler_module
 from sdeve.oracles import GaussianMixture, ring
 from tests.test_oracles import image_mixture
 
@@ -71,22 +70,24 @@ def test_more_steps_are_not_worse() -> None:
     assert reports[200].log_likelihood >= reports[25].log_likelihood - 0.03 > reports[8].log_likelihood
 
 
-def test_every_level_is_visited_once(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_every_level_is_visited_once() -> None:
     # eps * (N - 1) >= 1: diffusers' continuous-time index would repeat levels and never reach level 0.
     scheduler = sdeve.ScoreSdeVeScheduler(sampling_eps=1e-2, correct_steps=0)
-    seen: list[tuple[float, float]] = []
-    real = sampler_module._updates.predictor_update
-
-    def spy(x, score, noise, sigma, adjacent, *, xp):  # type: ignore[no-untyped-def]
-        seen.append((float(sigma), float(adjacent)))
-        return real(x, score, noise, sigma, adjacent, xp=xp)
-
-    monkeypatch.setattr(sampler_module._updates, "predictor_update", spy)
     n = 150
-    sdeve.sample(lambda x, s: -x, (2, 3), scheduler=scheduler, num_inference_steps=n, generator=0)
-    levels = np.exp(np.linspace(np.log(0.01), np.log(1348.0), n))
-    np.testing.assert_allclose([s for s, _ in seen], levels[::-1], rtol=1e-12)
-    np.testing.assert_allclose([a for _, a in seen], np.concatenate([levels[::-1][1:], [0.0]]), rtol=1e-12)
+    means: list[np.ndarray] = []
+    samples: list[np.ndarray] = []
+
+    def record(info: dict) -> None:
+        samples.append(np.asarray(info["sample"], dtype=np.float64))
+        means.append(np.asarray(info["sample_mean"], dtype=np.float64))
+
+    # A score of 1 everywhere: each predictor mean is the previous sample plus g_j^2 = sigma_j^2 - sigma_{j-1}^2.
+    sdeve.sample(lambda x, s: np.ones_like(x), (2, 3), scheduler=scheduler, num_inference_steps=n, generator=0,
+                 dtype="float64", callback=record)
+    levels = np.exp(np.linspace(np.log(0.01), np.log(1348.0), n))[::-1]
+    below = np.concatenate([levels[1:], [0.0]])
+    steps = [m - x for m, x in zip(means[1:], samples[:-1])]
+    np.testing.assert_allclose([float(v.mean()) for v in steps], (levels**2 - below**2)[1:], rtol=1e-9, atol=1e-8)
 
 
 def test_model_calls_sigma_and_callback() -> None:
@@ -163,7 +164,7 @@ def test_init_step_drives_the_same_numbers(xp_name: str) -> None:
         import jax
 
         step = jax.jit(scheduler.step)
-    xp = sdeve.sampler.resolve_namespace(xp_name)
+    xp = sdeve._xp.resolve_namespace(xp_name)
     for k in range(n * 3):
         sigma = xp.astype(sigmas[k] * xp.ones((shape[0],), dtype=x.dtype), x.dtype)
         state, x = step(state, x, gm(x, sigma))
@@ -226,7 +227,7 @@ def test_inpainting_keeps_the_known_part_and_completes_the_rest(xp_name: str) ->
     init_np = gm.sample(200, generator=2, dtype=np.float64)
     mask_np = np.zeros((1, 2, 4, 4))
     mask_np[..., :2] = 1.0  # the left half of every image is known
-    xp = sdeve.sampler.resolve_namespace(xp_name)
+    xp = sdeve._xp.resolve_namespace(xp_name)
     init = xp.asarray(init_np.astype(np.float32))
     mask = xp.asarray(mask_np.astype(np.float32))
     out = sdeve.sample(gm, init.shape, scheduler=SCHEDULER, num_inference_steps=200, generator=3, init=init, mask=mask)

@@ -278,16 +278,16 @@ def test_torch_sample_with_numpy_schedule_is_never_converted(monkeypatch: pytest
     # The held schedule stays NumPy. A host timestep reads its levels from the held schedule as Python
     # floats, so no torch copy is needed; a torch timestep array gets one, built once and reused.
     assert isinstance(scheduler.timesteps, np.ndarray) and isinstance(scheduler.discrete_sigmas, np.ndarray)
-    assert not any(k[0] == "torch" for k in scheduler._discrete_cache)
+    assert not any(k[0] == "torch" for k in scheduler.schedule._moved)
     batch_t = torch.full((3,), t, dtype=torch.float64)
     scheduler.step_pred(score.detach(), batch_t, x.detach(), noise=noise)
-    cached = [v for k, v in scheduler._discrete_cache.items() if k[0] == "torch"]
-    assert len(cached) == 1 and isinstance(cached[0], torch.Tensor)
+    cached = [v for k, v in scheduler.schedule._moved.items() if k[0] == "torch"]
+    assert len(cached) == 1 and isinstance(cached[0].discrete_sigmas, torch.Tensor)
     scheduler.step_pred(score.detach(), batch_t, x.detach(), noise=noise)
-    assert next(v for k, v in scheduler._discrete_cache.items() if k[0] == "torch") is cached[0]
-    # A new schedule invalidates the cache.
+    assert next(v for k, v in scheduler.schedule._moved.items() if k[0] == "torch") is cached[0]
+    # A new schedule is a new value, with nothing moved yet.
     scheduler.set_sigmas(N, sigma_max=100.0)
-    assert not any(k[0] == "torch" for k in scheduler._discrete_cache)
+    assert not any(k[0] == "torch" for k in scheduler.schedule._moved)
     out = scheduler.step_pred(score.detach(), 1.0, x.detach(), noise=noise)
     levels = ref.discrete_sigmas(N, sigma_max=100.0)
     want, _ = ref.predictor(x.detach().numpy(), score.detach().numpy(), noise.numpy(), 1.0, N, levels)
@@ -489,7 +489,7 @@ def test_dask_results_stay_lazy_and_follow_chunks() -> None:
     da = pytest.importorskip("dask.array")
     import dask
 
-    from sdeve_backends.dask import ADAPTER
+    from sdeve_backends import noise_like
 
     backend = load_backend(next(b for b in BACKENDS if b.name == "dask"))
     scheduler = _scheduler()
@@ -500,7 +500,7 @@ def test_dask_results_stay_lazy_and_follow_chunks() -> None:
     t_batch = da.from_array(np.array([1.0, 0.5, 0.25, 0.1, 0.0]), chunks=2)
     idx = da.from_array(np.array([0, 2, 4, 6, 9]), chunks=2)
     with dask.config.set(scheduler=_refuse_compute):
-        noise = ADAPTER.normal_like(da.random.default_rng(1), x)
+        noise = noise_like(da.random.default_rng(1), x)
         assert noise.chunks == x.chunks
         results = {
             "pred": scheduler.step_pred(s, 0.5, x, generator=da.random.default_rng(1)),

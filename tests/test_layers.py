@@ -1,0 +1,331 @@
+"""The architecture's promises, from a user's side: adapters found by entry point or registration (a third
+party's lazy namespace included), every fast path equal to the core's function, the timestep index taken in
+t's dtype on every front end, the schedule swapped atomically, and the torch steps under ``torch.compile`` and
+``torch.func.vmap``."""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import sdeve
+from sdeve import oracles, updates
+from sdeve.backends import backend_for, library_name
+from tests import lazy_namespace as lazy
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+# ---------------------------------------------------------------------------------------------- adapters
+@pytest.mark.parametrize("name", ["numpy", "torch", "jax", "dask", "array_api_strict"])
+def test_every_library_finds_its_adapter_by_entry_point(name: str) -> None:
+    xp = sdeve._xp.resolve_namespace(pytest.importorskip(name.split(".")[0]) and name)
+    x = xp.asarray([1.0, 2.0])
+    backend = backend_for(x)
+    assert backend is backend_for(xp) is backend_for(name)
+    assert backend.name == {"array_api_strict": "array_api"}.get(name, name)
+    assert isinstance(backend, sdeve.Backend)
+
+
+@pytest.fixture
+def lazy_backend() -> Any:
+    sdeve.register_backend("lazyxp", lazy.BACKEND)
+    return lazy.BACKEND
+
+
+def test_a_third_party_lazy_namespace_runs_every_front_end(lazy_backend: Any) -> None:
+    """A namespace the project has never seen, whose arrays refuse value reads, registered at run time."""
+    assert library_name(lazy.wrap([1.0])) == "lazyxp" and backend_for(lazy.wrap([1.0])) is lazy_backend
+    rng = np.random.default_rng(0)
+    xv, zv = rng.standard_normal((4, 3)), rng.standard_normal((4, 3))
+    x, z = lazy.wrap(xv, lazy.lazyxp.float64), lazy.wrap(zv, lazy.lazyxp.float64)
+    scheduler = sdeve.ScoreSdeVeScheduler()
+    scheduler.set_timesteps(10)
+    scheduler.set_sigmas(10)
+    reference = sdeve.ScoreSdeVeScheduler()
+    reference.set_timesteps(10)
+    reference.set_sigmas(10)
+    for t in (0.5, lazy.wrap(np.full(4, 0.5)), lazy.wrap(np.asarray(0.5))):
+        out = scheduler.step_pred(-x, t, x, noise=z)
+        want = reference.step_pred(-xv, 0.5, xv, noise=zv)
+        np.testing.assert_allclose(lazy.value(out.prev_sample), want.prev_sample, rtol=1e-12)
+    corrected = scheduler.step_correct(-x, x, noise=z).prev_sample
+    np.testing.assert_allclose(lazy.value(corrected), reference.step_correct(-xv, xv, noise=zv).prev_sample, rtol=1e-12)
+    noisy = scheduler.add_noise(x, z, lazy.wrap(np.array([0, 1, 2, 3])))
+    np.testing.assert_allclose(lazy.value(noisy), reference.add_noise(xv, zv, np.array([0, 1, 2, 3])), rtol=1e-12)
+    mixture = oracles.ring()
+    kwargs = dict(num_inference_steps=20, generator=3, scheduler=sdeve.ScoreSdeVeScheduler(sigma_max=12.0),
+                  dtype="float64")
+    drawn = sdeve.sample(mixture, (64, 2), xp=lazy.lazyxp, **kwargs)
+    assert isinstance(drawn, lazy.LazyArray) and np.all(np.isfinite(lazy.value(drawn)))
+
+
+def test_a_third_party_adapter_is_found_through_its_entry_point(tmp_path: Path) -> None:
+    """An installed distribution that declares ``[sdeve.backends] lazyxp = ...`` is found without registering."""
+    info = tmp_path / "lazyxp_sdeve-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: lazyxp-sdeve\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[sdeve.backends]\nlazyxp = tests.lazy_namespace:BACKEND\n")
+    code = textwrap.dedent("""
+        import numpy as np, sdeve
+        from tests import lazy_namespace as lazy
+        x = lazy.wrap(np.ones((2, 3)), lazy.lazyxp.float32)
+        assert sdeve.backend_for(x) is lazy.BACKEND, sdeve.backend_for(x)
+        s = sdeve.ScoreSdeVeScheduler()
+        out = s.step_correct(-x, x, generator=0).prev_sample
+        print(type(out).__name__, np.isfinite(lazy.value(out)).all())
+    """)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), str(ROOT)]))
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["LazyArray", "True"]
+
+
+def test_an_unknown_library_without_a_fallback_says_how_to_add_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sdeve import backends
+
+    monkeypatch.setattr(backends, "_entry_point", lambda name: None)
+    monkeypatch.setattr(backends, "_loaded", {})
+    monkeypatch.setattr(backends, "_by_type", {})
+    with pytest.raises(LookupError, match="register_backend"):
+        backend_for("array_api_strict")
+
+
+# ---------------------------------------------------------------------------------------------- fast paths
+def _ulps(a: np.ndarray, b: np.ndarray, scale: np.ndarray, dtype: Any) -> float:
+    """``|a - b|`` in units of the last place of ``scale``, the magnitude of the terms summed (a fused
+    multiply-add and a product then a sum differ by one rounding of a term, not of the result)."""
+    spacing = np.spacing(np.maximum(scale, np.finfo(dtype).tiny).astype(dtype)).astype(np.float64)
+    return float(np.max(np.abs(a.astype(np.float64) - b.astype(np.float64)) / spacing))
+
+
+FAST_PATHS = ["torch", "jax", "dask"]
+
+
+@pytest.mark.parametrize("library", FAST_PATHS)
+@pytest.mark.parametrize("dtype_name", ["float32", "float64"])
+@pytest.mark.parametrize("form", ["float", "0-d", "(B,)"])
+def test_every_fast_path_equals_the_core_function(library: str, dtype_name: str, form: str) -> None:
+    """An adapter's fused ``combine`` against :func:`sdeve.updates.combine` on the same inputs and noise."""
+    pytest.importorskip(library)
+    if library == "jax" and dtype_name == "float64":
+        import jax
+
+        if not jax.config.jax_enable_x64:
+            pytest.skip("JAX without x64 has no float64")
+    xp = sdeve._xp.resolve_namespace(library)
+    backend = backend_for(xp)
+    rng = np.random.default_rng(5)
+    x, s, z = (rng.standard_normal((6, 3, 4)) * scale for scale in (30.0, 0.03, 1.0))
+    coefficients = {"float": (812.25, 28.5), "0-d": (np.asarray(812.25), np.asarray(28.5)),
+                    "(B,)": (rng.uniform(1, 900, 6), rng.uniform(1, 30, 6))}[form]
+    dtype = getattr(xp, dtype_name)
+
+    def arrays() -> list[Any]:
+        if library == "dask":
+            import dask.array as da
+
+            return [da.from_array(v.astype(dtype_name), chunks=(3, 3, 2)) for v in (x, s, z)]
+        return [xp.asarray(np.array(v, dtype=dtype_name), dtype=dtype) for v in (x, s, z)]  # own memory: reuse writes
+
+    a, b = (c if isinstance(c, float) else xp.asarray(c, dtype=xp.float64 if library != "jax" else dtype)
+            for c in coefficients)
+    fused = backend.combine(*_interleave(arrays(), a, b), reuse=True)
+    if fused is None:
+        pytest.skip(f"{library} has no fused path for {form} coefficients")
+    core = updates.combine(*_interleave(arrays(), a, b), xp=xp)
+    a_host, b_host = (np.reshape(np.asarray(c, dtype=np.float64), (-1,) + (1,) * (x.ndim - 1)) for c in coefficients)
+    mean_terms = np.abs(x) + np.abs(a_host * s)
+    for got, want, scale in zip(fused, core, (mean_terms + np.abs(b_host * z), mean_terms)):
+        got, want = np.asarray(_host(got)), np.asarray(_host(want))
+        assert got.dtype == want.dtype == np.dtype(dtype_name)
+        assert _ulps(got, want, scale, np.dtype(dtype_name)) <= 1.0
+
+
+def _interleave(arrays: list[Any], a: Any, b: Any) -> tuple[Any, ...]:
+    x, s, z = arrays
+    return x, a, s, b, z
+
+
+def _host(x: Any) -> Any:
+    if hasattr(x, "compute"):
+        return x.compute()
+    if hasattr(x, "detach"):
+        return x.detach().cpu().numpy()
+    return x
+
+
+# ---------------------------------------------------------------------------------------------- the index rule
+def _level_rule(t32: np.float32, m: int) -> int:
+    return int(np.floor(np.float32(t32) * np.float32(m - 1)))
+
+
+def _front_ends() -> list[tuple[str, Any]]:
+    out: list[tuple[str, Any]] = [("numpy", np)]
+    for name in ("torch", "jax.numpy", "dask.array"):
+        try:
+            out.append((name, __import__(name, fromlist=["_"])))
+        except ImportError:
+            pass
+    return out
+
+
+@pytest.mark.parametrize("library", [name for name, _ in _front_ends()])
+def test_the_index_is_taken_in_the_timestep_dtype_in_every_form(library: str) -> None:
+    """A float32 timestep picks the level ``floor(t * (M - 1))`` computed in float32 (Song's and diffusers'
+    rule), whether it comes as a 0-d array or as a ``(B,)`` array, on the generic scheduler and the drop-in."""
+    m, batch = 2000, 4
+    times = np.linspace(1, 1e-5, m, dtype=np.float32)
+    module = dict(_front_ends())[library]
+    schedulers = [sdeve.ScoreSdeVeScheduler()]
+    if library == "torch":
+        from sdeve_backends.torch import ScoreSdeVeScheduler as DropIn
+
+        schedulers.append(DropIn())
+    for scheduler in schedulers:
+        scheduler.set_timesteps(m)
+        scheduler.set_sigmas(m)
+        levels = np.asarray(scheduler.schedule.drift, dtype=np.float64)
+        for i in (1, 2, 999, 1998):
+            want = float(levels[_level_rule(times[i], m)])
+            for form in ("0-d", "(B,)"):
+                t = np.asarray(times[i]) if form == "0-d" else np.full(batch, times[i], dtype=np.float32)
+                x = np.zeros((batch, 2), dtype=np.float32)
+                args = [_as(module, v) for v in (np.ones_like(x), t, x, np.zeros_like(x))]
+                out = scheduler.step_pred(args[0], args[1], args[2], noise=args[3]).prev_sample_mean
+                got = float(np.asarray(_host(out), dtype=np.float64)[0, 0])
+                assert got == pytest.approx(want, rel=1e-6), (type(scheduler).__name__, i, form)
+
+
+def _as(module: Any, value: np.ndarray) -> Any:
+    name = module.__name__
+    if name == "torch":
+        return module.asarray(value)
+    if name == "jax.numpy":
+        return module.asarray(value)
+    if name == "dask.array":
+        return module.from_array(value) if value.ndim else module.from_array(value)
+    return value
+
+
+def test_the_flax_front_end_takes_the_index_in_the_timestep_dtype() -> None:
+    jnp = pytest.importorskip("jax.numpy")
+    from sdeve_backends.jax import FlaxScoreSdeVeScheduler
+
+    m = 2000
+    flax = FlaxScoreSdeVeScheduler()
+    state = flax.set_sigmas(flax.set_timesteps(flax.create_state(), m), m)
+    times = np.asarray(state.timesteps)
+    levels = np.asarray(state.discrete_sigmas, dtype=np.float64)
+    x = jnp.zeros((4, 2), dtype=jnp.float32)
+    for i in (1, 2, 1998):
+        j = _level_rule(np.float32(times[i]), m)
+        g2 = levels[j] ** 2 - (levels[j - 1] ** 2 if j else 0.0)
+        for t in (state.timesteps[i], jnp.full((4,), state.timesteps[i])):
+            out = flax.step_pred(state, jnp.ones_like(x), t, x, key=0)
+            assert float(out.prev_sample_mean[0, 0]) == pytest.approx(g2, rel=1e-4)
+
+
+# ---------------------------------------------------------------------------------------------- the schedule value
+def test_a_schedule_swap_is_atomic_while_another_thread_steps() -> None:
+    """``set_sigmas`` in one thread while another steps: afterwards every step uses the new levels."""
+    x = np.linspace(-1, 1, 8).reshape(2, 4)
+    for trial in range(20):
+        scheduler = sdeve.ScoreSdeVeScheduler()
+        scheduler.set_timesteps(10)
+        scheduler.set_sigmas(10)
+        stop = threading.Event()
+
+        def step() -> None:
+            while not stop.is_set():
+                scheduler.step_pred(-x, 0.5, x, noise=x)
+
+        worker = threading.Thread(target=step)
+        worker.start()
+        scheduler.set_sigmas(10, sigma_max=50.0 + trial)
+        stop.set()
+        worker.join()
+        fresh = sdeve.ScoreSdeVeScheduler(sigma_max=50.0 + trial)
+        fresh.set_timesteps(10)
+        fresh.set_sigmas(10)
+        np.testing.assert_array_equal(scheduler.step_pred(-x, 0.5, x, noise=x).prev_sample,
+                                      fresh.step_pred(-x, 0.5, x, noise=x).prev_sample)
+
+
+def test_the_schedule_is_built_on_the_host_and_moved_once() -> None:
+    torch = pytest.importorskip("torch")
+    scheduler = sdeve.ScoreSdeVeScheduler()
+    schedule = scheduler.schedule
+    assert all(not getattr(schedule, name).flags.writeable for name in ("timesteps", "discrete_sigmas", "drift"))
+    moved = schedule.arrays(sdeve._xp.resolve_namespace("torch"), torch.device("cpu"))
+    assert moved is schedule.arrays(sdeve._xp.resolve_namespace("torch"), torch.device("cpu"))
+    assert moved.discrete_sigmas.dtype == torch.float64
+
+
+# ---------------------------------------------------------------------------------------------- torch transforms
+def _torch_steps() -> list[Any]:
+    from sdeve_backends.torch import ScoreSdeVeScheduler as DropIn
+
+    out = []
+    for cls in (sdeve.ScoreSdeVeScheduler, DropIn):
+        scheduler = cls()
+        scheduler.set_timesteps(50)
+        scheduler.set_sigmas(50)
+        out.append(scheduler)
+    return out
+
+
+@pytest.mark.slow
+def test_torch_compile_fullgraph_of_both_steps() -> None:
+    torch = pytest.importorskip("torch")
+    x, s, z = (torch.randn(3, 2, 4, generator=torch.Generator().manual_seed(k)) for k in range(3))
+    t = torch.tensor(0.5)
+    for scheduler in _torch_steps():
+        pred = torch.compile(lambda s_, t_, x_, z_: scheduler.step_pred(s_, t_, x_, noise=z_), fullgraph=True)  # noqa: B023
+        corr = torch.compile(lambda s_, x_, z_: scheduler.step_correct(s_, x_, noise=z_), fullgraph=True)  # noqa: B023
+        torch.testing.assert_close(pred(s, t, x, z).prev_sample, scheduler.step_pred(s, t, x, noise=z).prev_sample)
+        torch.testing.assert_close(corr(s, x, z).prev_sample, scheduler.step_correct(s, x, noise=z).prev_sample)
+
+
+def test_torch_func_vmap_of_step_correct() -> None:
+    torch = pytest.importorskip("torch")
+    x, s, z = (torch.randn(5, 3, 2, 4, generator=torch.Generator().manual_seed(k)) for k in range(3))
+    for scheduler in _torch_steps():
+        batched = torch.func.vmap(lambda s_, x_, z_: scheduler.step_correct(s_, x_, noise=z_).prev_sample)  # noqa: B023
+        got = batched(s, x, z)
+        for v in range(5):
+            torch.testing.assert_close(got[v], scheduler.step_correct(s[v], x[v], noise=z[v]).prev_sample)
+
+
+def test_torch_autograd_through_both_steps_equals_the_formula() -> None:
+    """Gradients through the steps equal those of the formula written directly in torch (float64, gradcheck)."""
+    torch = pytest.importorskip("torch")
+    for scheduler in _torch_steps():
+        snr = float(scheduler.config["snr"])
+        z = torch.randn(2, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+
+        def corrected(s: Any, x: Any) -> Any:
+            return scheduler.step_correct(s, x, noise=z).prev_sample  # noqa: B023
+
+        def by_hand(s: Any, x: Any) -> Any:
+            eps = 2 * (snr * z.flatten(1).norm(dim=1).mean() / s.flatten(1).norm(dim=1).mean()) ** 2  # noqa: B023
+            return x + eps * s + torch.sqrt(2 * eps) * z  # noqa: B023
+
+        s = torch.randn(2, 3, dtype=torch.float64, requires_grad=True)
+        x = torch.randn(2, 3, dtype=torch.float64, requires_grad=True)
+        assert torch.autograd.gradcheck(corrected, (s, x))
+        mine = torch.autograd.grad(corrected(s, x).sum(), (s, x))
+        theirs = torch.autograd.grad(by_hand(s, x).sum(), (s, x))
+        for a, b in zip(mine, theirs):
+            torch.testing.assert_close(a, b, rtol=1e-12, atol=0)
+        assert torch.autograd.gradcheck(lambda s_, x_: scheduler.step_pred(s_, 0.5, x_, noise=z).prev_sample, (s, x))  # noqa: B023
+    assert math.isfinite(snr)

@@ -187,18 +187,21 @@ class SdeVeConfig(Mapping[str, Any]):
         if not (math.isfinite(self.snr) and self.snr > 0):
             raise ConfigError(f"snr must be a finite number > 0, got {self.snr}", "snr")
         if self.snr > MAX_SNR:
-            raise ConfigError(f"snr must be <= {MAX_SNR:g} (beyond it the Langevin corrector diverges), got {self.snr:g}",
-                              "snr")
+            raise ConfigError(
+                f"snr must be <= {MAX_SNR:g} (beyond it the Langevin corrector diverges), got {self.snr:g}", "snr"
+            )
         for name in ("sigma_min", "sigma_max"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
                 raise ConfigError(f"{name} must be a finite number > 0, got {value}", name)
         if self.sigma_min < MIN_SIGMA:
-            raise ConfigError(f"sigma_min must be >= {MIN_SIGMA!r} (the smallest normal float64), got {self.sigma_min!r}",
-                              "sigma_min")
+            raise ConfigError(
+                f"sigma_min must be >= {MIN_SIGMA!r} (the smallest normal float64), got {self.sigma_min!r}", "sigma_min"
+            )
         if not self.sigma_min < self.sigma_max:
             raise ConfigError(
-                f"sigma_min must be < sigma_max, got sigma_min={self.sigma_min}, sigma_max={self.sigma_max}", "sigma_min"
+                f"sigma_min must be < sigma_max, got sigma_min={self.sigma_min}, sigma_max={self.sigma_max}",
+                "sigma_min",
             )
         if not (0.0 < self.sampling_eps < 1.0):
             raise ConfigError(f"sampling_eps must lie in the open interval (0, 1), got {self.sampling_eps}",

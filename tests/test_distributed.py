@@ -23,6 +23,7 @@ import sdeve
 da = pytest.importorskip("dask.array")
 dask = pytest.importorskip("dask")
 distributed = pytest.importorskip("distributed")
+dask_distributed = pytest.importorskip("benchmarks.dask_distributed")
 
 POINTS, STEPS, CHUNK = 4000, 4, "8KiB"  # 4 chunks of 1000 points (float32, 2 values each)
 
@@ -140,3 +141,12 @@ def test_the_loop_keeps_at_most_two_steps_in_flight(client: Any) -> None:
                            generator=da.random.default_rng(7), dtype="float32", callback=check)
         distributed.wait(distributed.futures_of(out))
     assert behind == [], f"steps submitted while the step two before was still running: {behind}"
+
+
+def test_the_memory_benchmark_runs() -> None:
+    """``benchmarks/dask_distributed.py`` at toy size: its own cluster, the figures it reports."""
+    result = dask_distributed.run(points=2000, steps=2, workers=1, chunk_mib=1, report_points=500, seed=0,
+                                  wait_each_step=True)
+    assert result["bytes_to_client_during_run"] == 0
+    assert len(result["worker_peak_rss_mib"]) == 1 and result["worker_peak_rss_mib"][0] > 0
+    assert set(result["quality_first_500"]) == {"weight_error", "mean_error", "std_error", "log_likelihood"}

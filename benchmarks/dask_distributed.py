@@ -63,7 +63,7 @@ def run(points: int, steps: int, workers: int, chunk_mib: int, report_points: in
     mixture = ring()
     scheduler = sdeve.ScoreSdeVeScheduler(sigma_min=0.01, sigma_max=12.0)
     with distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                  dashboard_address=None, memory_limit=0) as cluster, \
+                                  dashboard_address=":0", memory_limit=0) as cluster, \
             distributed.Client(cluster) as client, dask.config.set({"array.chunk-size": f"{chunk_mib}MiB"}):
         _warm_up(scheduler)
         baseline = client.run(_rss_mib)

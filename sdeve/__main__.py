@@ -5,59 +5,85 @@ them.
 The score is exact (:class:`sdeve.oracles.GaussianMixture`), so whatever differs between the samples and the
 mixture is the sampler's doing (and sampling noise, which the "exact draws" column shows for the same n).
 No network, no weights.
+
+Bad arguments print a message and exit with status 2 before anything runs: values the parser accepts are
+also checked against the config's ranges (:mod:`sdeve.config`), against float32 (the dtype of the run), and
+against the memory the run needs.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
+import importlib.util
 import math
+import os
 import sys
 import time
 from typing import Any
 
-from . import __version__
-from .oracles import MixtureReport, _host_array, ring
+from . import __version__, validation
+from ._plot import plot_mixture
+from ._xp import resolve_namespace
+from .backends import backend_for
+from .config import MAX_CORRECT_STEPS, MAX_TIMESTEPS, ConfigError, SdeVeConfig
+from .oracles import GaussianMixture, MixtureReport, _host_array, ring
 from .sampling import sample
 from .scheduler import ScoreSdeVeScheduler
 
-BACKENDS = {
+# backend -> (module that must import, pip extra)
+BACKENDS: dict[str, tuple[str, str]] = {
     "numpy": ("numpy", "numpy"),
     "torch": ("torch", "torch"),
     "jax": ("jax", "jax"),
     "dask": ("dask", "dask"),
     "array_api_strict": ("array_api_strict", "array_api_strict"),
 }
+SMALL_BATCH = 5 * 10**5  # below this, the backend is told its arrays are small (Backend.small_arrays)
 DEFAULT_STEPS = 500
 DASK_STEPS = 100  # Dask builds and runs a small graph per step: ~0.2 s a step on a laptop
+# Every backend's generator takes a seed in [0, 2**63 - 1] (a JAX key takes a signed 64-bit int).
+MAX_SEED = validation.MAX_SEED
+# Peak memory of a run per sampled point and per timestep, bounds over the backends (numpy, torch, jax, dask,
+# array_api_strict; plotting included): the score's (batch, components) temporaries and the host copies the
+# report and the picture take dominate the first, the recorded paths the second.
+BYTES_PER_POINT = 640
+BYTES_PER_STEP = 2048
+# The run is in float32: the mixture's score squares distances of up to ~10 sigma_max, and the model is handed
+# the levels themselves, so sigma_max**2 needs this much headroom below float32's largest value, and sigma_min
+# must be a normal float32.
+FLOAT32_HEADROOM = 100.0
+FLAGS = {"snr": "--snr", "sigma_min": "--sigma-min", "sigma_max": "--sigma-max", "correct_steps": "--correct-steps",
+         "num_train_timesteps": "--steps"}
 
 
-def _whole_number(minimum: int) -> Any:
-    """An argparse type: a whole number ``>= minimum``."""
+def _whole_number(minimum: int, maximum: int) -> Any:
+    """An argparse type: a whole number in ``[minimum, maximum]``."""
 
     def parse(text: str) -> int:
+        shown = text if len(text) <= 40 else f"{text[:20]}...({len(text)} characters)"
         try:
             value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number >= {minimum}, got {text!r}") from None
+        except ValueError:  # not a number, or more digits than Python converts
+            raise argparse.ArgumentTypeError(f"expected a whole number >= {minimum}, got {shown!r}") from None
         if value < minimum:
-            raise argparse.ArgumentTypeError(f"expected a whole number >= {minimum}, got {value}")
+            raise argparse.ArgumentTypeError(f"expected a whole number >= {minimum}, got {shown}")
+        if value > maximum:
+            raise argparse.ArgumentTypeError(f"expected a whole number <= {maximum}, got {shown}")
         return value
 
     return parse
 
 
-_positive_int = _whole_number(1)
-_non_negative_int = _whole_number(0)
-
-
 def _positive_float(text: str) -> float:
+    shown = text if len(text) <= 40 else f"{text[:20]}...({len(text)} characters)"
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {shown!r}") from None
     if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text}")
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {shown}")
     return value
 
 
@@ -70,145 +96,277 @@ def build_parser() -> argparse.ArgumentParser:
         "exact distribution and the time taken, and plot them.",
         epilog="Example: sdeve --backend torch --steps 1000 --out ring.png",
     )
-    parser.add_argument("--backend", choices=sorted(BACKENDS), default="numpy", help="array library (default: numpy)")
-    parser.add_argument("--steps", type=_positive_int, default=None,
-                        help=f"timesteps N (default: {DEFAULT_STEPS}; {DASK_STEPS} with dask)")
-    parser.add_argument("--snr", type=_positive_float, default=0.15,
-                        help="corrector signal-to-noise ratio (default: 0.15)")
-    parser.add_argument("--correct-steps", type=_non_negative_int, default=1,
-                        help="Langevin corrector steps per timestep (default: 1)")
-    parser.add_argument("--corrector-norm", choices=["batch", "example"], default="batch",
-                        help="corrector step size from batch means (diffusers) or per example (default: batch)")
-    parser.add_argument("--sigma-min", type=_positive_float, default=0.01, help="smallest noise level (default: 0.01)")
-    parser.add_argument("--sigma-max", type=_positive_float, default=12.0,
-                        help="largest noise level, about the data's diameter (default: 12)")
-    parser.add_argument("--batch", type=_positive_int, default=2000, help="number of samples (default: 2000)")
-    parser.add_argument("--seed", type=_non_negative_int, default=0, help="random seed (default: 0)")
-    parser.add_argument("--trajectories", type=_non_negative_int, default=8,
-                        help="samples whose path through the noise levels is drawn (default: 8)")
-    parser.add_argument("--out", default="sdeve-mixture.png", metavar="PATH.png",
-                        help="where to write the picture (default: sdeve-mixture.png)")
-    parser.add_argument("--no-plot", action="store_true", help="do not draw (no matplotlib needed)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.add_argument("--version", action="version", version=f"sdeve {__version__}")
+    add = parser.add_argument
+    add("--backend", choices=sorted(BACKENDS), default="numpy", help="array library (default: numpy)")
+    add("--steps", type=_whole_number(1, MAX_TIMESTEPS), default=None,
+        help=f"timesteps N (default: {DEFAULT_STEPS}; {DASK_STEPS} with dask; at most {MAX_TIMESTEPS})")
+    add("--snr", type=_positive_float, default=0.15, help="corrector signal-to-noise ratio, at most 1 (default: 0.15)")
+    add("--correct-steps", type=_whole_number(0, MAX_CORRECT_STEPS), default=1,
+        help="Langevin corrector steps per timestep (default: 1)")
+    add("--corrector-norm", choices=["batch", "example"], default="batch",
+        help="corrector step size from batch means (diffusers) or per example (default: batch)")
+    add("--sigma-min", type=_positive_float, default=0.01, help="smallest noise level (default: 0.01)")
+    add("--sigma-max", type=_positive_float, default=12.0,
+        help="largest noise level, about the data's diameter (default: 12)")
+    add("--batch", type=_whole_number(1, sys.maxsize), default=2000,
+        help="number of samples (default: 2000; refused when the run would not fit in memory)")
+    add("--seed", type=_whole_number(0, MAX_SEED), default=0, help="random seed (default: 0)")
+    add("--trajectories", type=_whole_number(0, sys.maxsize), default=8,
+        help="samples whose path through the noise levels is drawn (default: 8)")
+    add("--out", default="sdeve-mixture.png", metavar="PATH.png",
+        help="where to write the picture (default: sdeve-mixture.png)")
+    add("--no-plot", action="store_true", help="do not draw (no matplotlib needed)")
+    add("--no-progress", action="store_true", help="no progress bar")
+    add("--version", action="version", version=f"sdeve {__version__}")
     return parser
 
 
-def _namespace(parser: argparse.ArgumentParser, backend: str) -> Any:
+# ---------------------------------------------------------------------- checks before the run (exit 2)
+@dataclasses.dataclass
+class _Settings:
+    """A checked command line: everything the run needs."""
+
+    args: argparse.Namespace
+    steps: int
+    scheduler: ScoreSdeVeScheduler
+    plot: bool
+    progress: bool
+    track: int
+
+
+def _check_backend(parser: argparse.ArgumentParser, backend: str) -> None:
     module, extra = BACKENDS[backend]
     try:
         importlib.import_module(module)
     except ImportError:
         parser.error(f"backend {backend!r} needs {module!r}, which is not installed (pip install {extra})")
-    return backend
 
 
-def _figures(label: str, sampled: MixtureReport, exact: MixtureReport) -> list[str]:
-    rows = [
-        ("weight error, max |w - w*|", f"{sampled.weight_error:.4f}", f"{exact.weight_error:.4f}"),
-        ("mean error, max RMS / std", f"{sampled.mean_error:.4f}", f"{exact.mean_error:.4f}"),
-        ("std error, max |s / s* - 1|", f"{100 * sampled.std_error:.2f}%", f"{100 * exact.std_error:.2f}%"),
-        ("log-likelihood, mean log p(x)", f"{sampled.log_likelihood:.4f}", f"{exact.log_likelihood:.4f}"),
-    ]
-    lines = [f"{label:<34}{'sampler':>10}{f'exact n={exact.n}':>14}"]
-    lines += [f"  {name:<32}{a:>10}{b:>14}" for name, a, b in rows]
-    return lines
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``sdeve`` command; returns the exit status (2 for bad arguments)."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+def _scheduler(parser: argparse.ArgumentParser, args: argparse.Namespace) -> ScoreSdeVeScheduler:
+    """The scheduler of the run; the config's ranges and float32's, as errors naming the option."""
     if args.sigma_min >= args.sigma_max:
         parser.error(f"--sigma-min ({args.sigma_min}) must be smaller than --sigma-max ({args.sigma_max})")
-    if not args.no_plot and not args.out.lower().endswith(".png"):
-        parser.error(f"--out must name a .png file, got {args.out!r}")
-    xp = _namespace(parser, args.backend)
+    try:
+        config = SdeVeConfig(snr=args.snr, sigma_min=args.sigma_min, sigma_max=args.sigma_max,
+                             correct_steps=args.correct_steps)
+    except ConfigError as exc:
+        parser.error(f"argument {FLAGS.get(exc.setting or '', 'value')}: {exc}")
+    finfo = resolve_namespace("numpy").finfo("float32")
+    largest = math.sqrt(float(finfo.max)) / FLOAT32_HEADROOM
+    if args.sigma_max > largest:
+        parser.error(f"argument --sigma-max: at most {largest:.3g} for a float32 run (the score squares distances of "
+                     f"about 10 sigma_max), got {args.sigma_max:g}")
+    if args.sigma_min < float(finfo.smallest_normal):
+        parser.error(f"argument --sigma-min: at least {float(finfo.smallest_normal):.3g} (the smallest normal "
+                     f"float32: the model is given the levels in float32), got {args.sigma_min:g}")
+    return ScoreSdeVeScheduler(**config.to_dict())
+
+
+def _check_out(parser: argparse.ArgumentParser, out: str) -> None:
+    """``--out`` must name a .png file that can be written (its folders are created when drawing)."""
+    if not out.lower().endswith(".png"):
+        parser.error(f"--out must name a .png file, got {out!r}")
+    if os.path.isdir(out):
+        parser.error(f"--out {out!r} is a directory; name a .png file")
+    folder = os.path.dirname(os.path.abspath(out))
+    while not os.path.exists(folder):
+        folder = os.path.dirname(folder)
+    if not os.path.isdir(folder):
+        parser.error(f"--out {out!r}: {folder!r} is not a directory")
+    if os.path.dirname(os.path.abspath(out)) != folder:  # folders to create: ask the system, create nothing yet
+        if not os.access(folder, os.W_OK | os.X_OK):
+            parser.error(f"--out {out!r}: cannot create folders in {folder!r}")
+        return
+    existed = os.path.exists(out)
+    try:
+        with open(out, "ab"):
+            pass
+    except (OSError, ValueError) as exc:
+        parser.error(f"--out {out!r} cannot be written: {getattr(exc, 'strerror', None) or exc}")
+    if not existed:
+        os.remove(out)
+
+
+def _available_memory() -> int | None:
+    """Bytes of memory available to a new run (Linux: MemAvailable; else the physical memory), or ``None``."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def _check_memory(parser: argparse.ArgumentParser, batch: int, steps: int, track: int) -> None:
+    needed = batch * BYTES_PER_POINT + steps * (BYTES_PER_STEP + 32 * track)
+    available = _available_memory()
+    if available is not None and needed > available:
+        parser.error(f"--batch {batch} with --steps {steps} needs about {_bytes(needed)} of memory "
+                     f"({BYTES_PER_POINT} bytes a point); {_bytes(available)} is available")
+
+
+def _bytes(count: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB", "PB"):
+        if count < 1000 or unit == "PB":
+            return f"{count:.3g} {unit}"
+        count /= 1000
+    return f"{count:.3g} PB"  # pragma: no cover - the loop returns
+
+
+def _settings(parser: argparse.ArgumentParser, args: argparse.Namespace) -> _Settings:
+    """Check everything that can be checked before the run; ``parser.error`` (exit 2) on the first problem."""
+    plot = not args.no_plot
+    if plot:
+        _check_out(parser, args.out)
+    _check_backend(parser, args.backend)
+    scheduler = _scheduler(parser, args)
     steps = args.steps if args.steps is not None else (DASK_STEPS if args.backend == "dask" else DEFAULT_STEPS)
-    if not args.no_plot:
-        try:
-            import matplotlib
-        except ImportError:
-            parser.error("plotting needs matplotlib (pip install matplotlib, or sdeve[cli]); or pass --no-plot")
-        matplotlib.use("Agg")
-    progress = not args.no_progress and args.backend != "jax"
-    if progress:
-        try:
-            import tqdm  # noqa: F401
-        except ImportError:
-            progress = False
+    track = min(args.trajectories, args.batch) if plot else 0
+    _check_memory(parser, args.batch, steps, track)
+    if plot and importlib.util.find_spec("matplotlib") is None:
+        parser.error("plotting needs matplotlib (pip install matplotlib, or sdeve[cli]); or pass --no-plot")
+    progress = (not args.no_progress and args.backend != "jax" and importlib.util.find_spec("tqdm") is not None)
+    return _Settings(args, steps, scheduler, plot, progress, track)
 
-    if args.backend == "torch" and args.batch * 2 < 10**6:
-        from sdeve_backends.torch import use_one_thread
 
-        use_one_thread()  # tensors this small: a thread pool only adds synchronisation (and contention)
-    mixture = ring()
-    scheduler = ScoreSdeVeScheduler(snr=args.snr, sigma_min=args.sigma_min, sigma_max=args.sigma_max,
-                                    correct_steps=args.correct_steps)
-    evaluations = steps * (args.correct_steps + 1)
+# ---------------------------------------------------------------------- the run
+class _Recorder:
+    """The callback of the drawn run: the tracked samples' paths, and the batch at a few noise levels."""
+
+    def __init__(self, track: int, wanted: list[float]) -> None:
+        self.track = track
+        self.wanted = wanted
+        self.paths: list[Any] = []
+        self.levels: list[float] = []
+        self.snapshots: list[tuple[float, Any]] = []
+
+    def __call__(self, info: dict[str, Any]) -> None:
+        if self.track:
+            self.paths.append(_host_array(info["sample_mean"][: self.track]))
+            self.levels.append(info["sigma"])
+        # the batch as it crosses a few noise levels (its level after this step is the next step's sigma)
+        if self.wanted and info["sigma"] <= self.wanted[0]:
+            self.snapshots.append((info["sigma"], _host_array(info["sample"])))
+            self.wanted.pop(0)
+
+
+def _print_header(run: _Settings, mixture: GaussianMixture) -> None:
+    args = run.args
     print(f"sdeve {__version__}: the VE SDE predictor-corrector sampler (Song et al. 2021) with an exact score")
     print(f"target   2-D mixture of {mixture.num_components} Gaussians on a ring (radius 4, std 0.35, weights 1:2:3)")
-    print(f"sampler  {args.backend}, float32, {steps} steps x ({args.correct_steps} corrector + 1 predictor), "
+    print(f"sampler  {args.backend}, float32, {run.steps} steps x ({args.correct_steps} corrector + 1 predictor), "
           f"snr {args.snr:g}, sigma {args.sigma_min:g} to {args.sigma_max:g}, "
           f"corrector step per {args.corrector_norm}, batch {args.batch}, seed {args.seed}")
     if args.backend == "jax":
         print("         (JAX: the whole loop is compiled into one program; no progress bar)")
     sys.stdout.flush()
 
-    paths: list[Any] = []
-    levels: list[float] = []
-    track = min(args.trajectories, args.batch) if not args.no_plot else 0
 
-    snapshots: list[tuple[float, Any]] = []
-    wanted = [args.sigma_max / 2, 2.0, 0.5] if not args.no_plot else []
+def _prepare_backend(backend: str, batch: int) -> None:
+    if batch < SMALL_BATCH:
+        backend_for(backend).small_arrays()
 
-    def record(info: dict[str, Any]) -> None:
-        if track:
-            paths.append(_host_array(info["sample_mean"][:track]))
-            levels.append(info["sigma"])
-        # the batch as it crosses a few noise levels (its level after this step is the next step's sigma)
-        if wanted and info["sigma"] <= wanted[0]:
-            snapshots.append((info["sigma"], _host_array(info["sample"])))
-            wanted.pop(0)
 
-    kwargs = dict(scheduler=scheduler, num_inference_steps=steps, xp=xp, dtype=_dtype(xp),
-                  corrector_norm=args.corrector_norm)
-    # JAX: time the compiled loop; the pictures' paths then come from a second, step-by-step run.
-    inline = not args.no_plot and args.backend != "jax"
+def _sample(run: _Settings, mixture: GaussianMixture, recorder: _Recorder) -> tuple[Any, float]:
+    """``(samples on the host, seconds)``. JAX: the compiled loop is timed; the paths come from a second,
+    step-by-step run."""
+    args = run.args
+    xp = args.backend
+    kwargs = dict(scheduler=run.scheduler, num_inference_steps=run.steps, xp=xp,
+                  dtype=resolve_namespace(xp).float32, corrector_norm=args.corrector_norm)
+    inline = run.plot and args.backend != "jax"
     start = time.perf_counter()
-    out = sample(mixture, (args.batch, 2), generator=args.seed, progress=progress,
-                 callback=record if inline else None, **kwargs)
+    out = sample(mixture, (args.batch, 2), generator=args.seed, progress=run.progress,
+                 callback=recorder if inline else None, **kwargs)
     samples = _host_array(out)  # also waits for lazy / asynchronous backends
     elapsed = time.perf_counter() - start
-    if not args.no_plot and not inline:
-        sample(mixture, (args.batch, 2), generator=args.seed, callback=record, **kwargs)
-    snapshots.append((0.0, samples))
+    if run.plot and not inline:
+        sample(mixture, (args.batch, 2), generator=args.seed, callback=recorder, **kwargs)
+    recorder.snapshots.append((0.0, samples))
+    return samples, elapsed
 
-    exact = mixture.sample(args.batch, generator=args.seed + 1, xp="numpy")
+
+def _all_finite(samples: Any) -> bool:
+    host = resolve_namespace("numpy")
+    return bool(host.all(host.isfinite(samples)))
+
+
+def _cell(value: float, spec: str, scale: float = 1.0, suffix: str = "") -> str:
+    """A table cell: ``n/a`` where the report has no figure (a component without samples), and exponent
+    notation for values too wide for the column."""
+    if not math.isfinite(value):
+        return "n/a"
+    value *= scale
+    return f"{value:{spec if abs(value) < 1e5 else '.3e'}}{suffix}"
+
+
+def _figures(label: str, sampled: MixtureReport, exact: MixtureReport) -> list[str]:
+    def row(name: str, figure: str, spec: str, scale: float = 1.0, suffix: str = "") -> str:
+        mine, theirs = (_cell(getattr(r, figure), spec, scale, suffix) for r in (sampled, exact))
+        return f"  {name:<32}{mine:>10}{theirs:>14}"
+
+    lines = [
+        f"{label:<34}{'sampler':>10}{f'exact n={exact.n}':>14}",
+        row("weight error, max |w - w*|", "weight_error", ".4f"),
+        row("mean error, max RMS / std", "mean_error", ".4f"),
+        row("std error, max |s / s* - 1|", "std_error", ".2f", 100.0, "%"),
+        row("log-likelihood, mean log p(x)", "log_likelihood", ".4f"),
+    ]
+    if any("n/a" in line for line in lines):
+        lines.append("  (n/a: a component received no samples; a larger --batch fills every one)")
+    return lines
+
+
+def _print_report(run: _Settings, mixture: GaussianMixture, samples: Any, elapsed: float) -> MixtureReport:
+    args = run.args
+    exact = mixture.sample(args.batch, generator=(args.seed + 1) % (MAX_SEED + 1), xp="numpy")
     sampled_report, exact_report = mixture.report(samples), mixture.report(exact)
     print()
     for line in _figures("quality vs the exact distribution", sampled_report, exact_report):
         print(line)
     print("  component weights, true         " + " ".join(f"{w:.3f}" for w in mixture.weights))
     print("  component weights, sampled      " + " ".join(f"{w:.3f}" for w in sampled_report.weights))
+    evaluations = run.steps * (args.correct_steps + 1)
     compiled = " (JAX: compiling the loop included)" if args.backend == "jax" else ""
     print(f"time     {elapsed:.2f} s for {evaluations} model evaluations ({1000 * elapsed / evaluations:.2f} ms each, "
           f"batch {args.batch}){compiled}")
-    if not args.no_plot:
-        from ._plot import plot_mixture  # noqa: PLC0415 - matplotlib only when drawing
+    return sampled_report
 
-        plot_mixture(args.out, mixture, samples, paths, levels, snapshots, sampled_report,
-                     title=f"sdeve · {args.backend} · {steps} steps · {args.correct_steps} corrector · "
-                           f"snr {args.snr:g}")
-        what = f"; {track} trajectories through the noise levels" if track else ""
-        print(f"wrote    {args.out} (samples over the true density{what})")
+
+def _draw(run: _Settings, mixture: GaussianMixture, samples: Any, recorder: _Recorder, report: MixtureReport) -> int:
+    args = run.args
+    title = f"sdeve · {args.backend} · {run.steps} steps · {args.correct_steps} corrector · snr {args.snr:g}"
+    try:
+        plot_mixture(args.out, mixture, samples, recorder.paths, recorder.levels, recorder.snapshots, report,
+                     title=title)
+    except OSError as exc:
+        print(f"sdeve: cannot write {args.out!r}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    what = f"; {run.track} trajectories through the noise levels" if run.track else ""
+    print(f"wrote    {args.out} (samples over the true density{what})")
     return 0
 
 
-def _dtype(backend: str) -> Any:
-    from ._xp import resolve_namespace  # noqa: PLC0415
-
-    return resolve_namespace(backend).float32
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``sdeve`` command; returns the exit status: 0, 2 for bad arguments (``SystemExit``),
+    1 when a checked run still fails (non-finite samples, a picture that cannot be written)."""
+    parser = build_parser()
+    run = _settings(parser, parser.parse_args(argv))
+    _prepare_backend(run.args.backend, run.args.batch)
+    mixture = ring()
+    _print_header(run, mixture)
+    recorder = _Recorder(run.track, [run.args.sigma_max / 2, 2.0, 0.5] if run.plot else [])
+    samples, elapsed = _sample(run, mixture, recorder)
+    if not _all_finite(samples):
+        print(f"sdeve: the {run.args.backend} run gave non-finite samples; no report", file=sys.stderr)
+        return 1
+    report = _print_report(run, mixture, samples, elapsed)
+    return _draw(run, mixture, samples, recorder, report) if run.plot else 0
 
 
 if __name__ == "__main__":

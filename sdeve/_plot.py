@@ -1,7 +1,8 @@
 """The picture ``python -m sdeve`` writes: samples over the true density, and paths through the noise levels.
 
-Imported only when drawing: needs matplotlib (``pip install sdeve[cli]``). Host arrays come from the NumPy
-namespace through :func:`sdeve._xp.resolve_namespace`, as everywhere in the package.
+Drawing needs matplotlib (``pip install sdeve[cli]``), imported on the first drawing so that the command runs
+without it (``--no-plot``). Host arrays come from the NumPy namespace through
+:func:`sdeve._xp.resolve_namespace`, as everywhere in the package.
 """
 
 from __future__ import annotations
@@ -10,14 +11,8 @@ import math
 import os
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-
-from ._xp import resolve_namespace  # noqa: E402
-from .oracles import GaussianMixture, MixtureReport  # noqa: E402
+from ._xp import resolve_namespace
+from .oracles import GaussianMixture, MixtureReport
 
 __all__ = ["plot_mixture"]
 
@@ -42,6 +37,7 @@ def plot_mixture(
     ``(sigma, (n, 2) samples at that level)`` pairs (``sigma = 0``: the end), drawn over ``p_sigma``.
     """
     np = resolve_namespace("numpy")
+    plt = _pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(17, 5.6), constrained_layout=True)
     fig.suptitle(title or "sdeve", fontsize=13)
 
@@ -108,6 +104,16 @@ def plot_mixture(
     os.makedirs(folder, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def _pyplot() -> Any:
+    """``matplotlib.pyplot`` on the file-only Agg backend (no display needed)."""
+    import matplotlib  # noqa: PLC0415 - optional dependency, only for drawing
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    return plt
 
 
 def _summary(report: MixtureReport) -> str:

@@ -56,7 +56,9 @@ class Backend(Protocol):
 
     def combine(self, x: Array, a: Any, s: Array, b: Any, z: Array, *, reuse: bool) -> tuple[Array, Array] | None: ...
 
-    def settle(self, *arrays: Array) -> tuple[Array, ...]: ...
+    def settle(self, arrays: tuple[Array, ...], previous: tuple[Array, ...] = ()) -> tuple[Array, ...]: ...
+
+    def small_arrays(self) -> None: ...
 
     def vjp(self, fn: Callable[[Array], Array], x: Array, v: Array) -> Array: ...
 
@@ -128,9 +130,14 @@ class BackendBase:
         """
         return None
 
-    def settle(self, *arrays: Array) -> tuple[Array, ...]:
-        """Materialise ``arrays`` after a step (lazy engines); the arrays themselves here."""
+    def settle(self, arrays: tuple[Array, ...], previous: tuple[Array, ...] = ()) -> tuple[Array, ...]:
+        """Materialise a step's ``arrays`` (lazy engines); an engine that runs ahead may wait for the step before,
+        ``previous``, so that no more than two steps are in flight. The arrays themselves here."""
         return arrays
+
+    def small_arrays(self) -> None:
+        """Tune the framework for a loop of many operations on small arrays (a thread pool only adds
+        synchronisation there); nothing here."""
 
     def vjp(self, fn: Callable[[Array], Array], x: Array, v: Array) -> Array:
         """``v^T (d fn / d x)`` at ``x``, same shape as ``x``."""

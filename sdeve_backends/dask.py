@@ -4,6 +4,7 @@ elementwise pass per chunk, and each step persisted so that a loop's graph does 
 from __future__ import annotations
 
 import math
+import sys
 from typing import Any
 
 import dask
@@ -29,6 +30,16 @@ def _generator(generator: Any) -> Any:
     )
 
 
+def _wait_for(arrays: Any) -> None:
+    """Block until the persisted ``arrays`` exist, when they live on a ``dask.distributed`` cluster."""
+    distributed = sys.modules.get("distributed")
+    if distributed is None:
+        return
+    futures = distributed.futures_of(arrays)
+    if futures:
+        distributed.wait(futures)
+
+
 def _combine_block(x: np.ndarray, s: np.ndarray, z: np.ndarray, coefficients: np.ndarray) -> np.ndarray:
     """``(x + a*s) + b*z`` for one chunk, in the core's order of operations, with two temporaries."""
     out = np.multiply(s, coefficients[0])
@@ -48,15 +59,23 @@ class DaskBackend(BackendBase):
     def readable(self, x: Any) -> bool:
         return False
 
-    def settle(self, *arrays: Any) -> tuple[Any, ...]:
+    def settle(self, arrays: tuple[Any, ...], previous: tuple[Any, ...] = ()) -> tuple[Any, ...]:
         """Compute a step into memory (one ``persist`` for all, chunks kept), so that a loop of N steps builds
-        N small graphs rather than one that grows with every step (building that one is quadratic in N)."""
-        return tuple(dask.persist(*arrays))
+        N small graphs rather than one that grows with every step (building that one is quadratic in N).
+
+        On a ``dask.distributed`` client ``persist`` returns at once; waiting there for the step before keeps two
+        steps in flight, so the workers never draw and hold the noise of every step ahead.
+        """
+        settled = tuple(dask.persist(*arrays))
+        _wait_for(previous)
+        return settled
 
     def fori_loop(self, lower: int, upper: int, body: Any, carry: Any) -> Any:
-        """A Python loop that persists the carry after every iteration (see :meth:`settle`)."""
+        """A Python loop that settles the carry after every iteration (see :meth:`settle`)."""
         for i in range(lower, upper):
-            (carry,) = dask.persist(body(i, carry))
+            (settled,) = dask.persist(body(i, carry))
+            _wait_for(carry)
+            carry = settled
         return carry
 
     def combine(self, x: Any, a: Any, s: Any, b: Any, z: Any, *, reuse: bool) -> tuple[Any, Any] | None:

@@ -117,6 +117,11 @@ class TorchBackend(BackendBase):
         mean = _axpy(x, a, s, None)
         return _axpy(mean, b, z, z if reuse and z.is_contiguous() else None), mean
 
+    def small_arrays(self) -> None:
+        """One CPU thread: for small tensors a thread pool only adds synchronisation, and on a loaded machine
+        it can stall."""
+        use_one_thread()
+
     def vjp(self, fn: Callable[[Any], Any], x: Any, v: Any) -> Any:
         return torch.func.vjp(fn, x)[1](v)[0]
 

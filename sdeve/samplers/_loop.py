@@ -162,7 +162,7 @@ def run_fixed(
         step = _compiled_step(stepper, model, compile_step, step_index, noise)
     try:
         for i in bar if bar is not None else steps:
-            carry = tuple(backend.settle(*step(i, carry, first=i == start, last=i == stepper.num_steps - 1)))
+            carry = backend.settle(step(i, carry, first=i == start, last=i == stepper.num_steps - 1), carry)
             if callback is not None:
                 callback(stepper.report(i, carry))
     finally:

@@ -1,6 +1,7 @@
-"""Conformance suite: every backend against a NumPy float64 reference. Run ``python -m conformance``
-(a table, a summary per backend, exit 1 on any failure) or ``pytest conformance`` (the same checks as tests,
-plus Hypothesis property tests and self-tests that each check can fail).
+"""Conformance suite: every backend against a NumPy float64 reference. Run ``python -m conformance`` from a
+checkout, or ``python -m sdeve_conformance`` where the wheel is installed (a table, a summary per backend, exit
+1 on any failure, 3 when nothing was checked), or ``pytest tests/conformance`` (the same checks as tests, plus
+Hypothesis property tests and self-tests that each check can fail).
 
 Modules
 -------

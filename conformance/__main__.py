@@ -1,5 +1,9 @@
-"""``python -m conformance``: every check on every importable backend, device and dtype; a table and a
-one-line summary per backend; exit status 1 on any failure.
+"""``python -m conformance`` (from a checkout) or ``python -m sdeve_conformance`` (installed): every check on
+every importable backend, device and dtype; a table and a one-line summary per backend.
+
+Exit status: 0 when every row passed, 1 when a row failed, 2 for bad arguments, 3 when the selection
+checked nothing (every backend selected was skipped, no backend matched, or no check applied): a run that
+checks nothing is not a pass.
 
 Examples::
 
@@ -16,17 +20,43 @@ import time
 
 from .backends import CONFORMANCE_BACKENDS
 from .registry import CHECKS, DTYPE_NAMES
-from .runner import import_checks, run
+from .runner import Report, import_checks, run
+
+EXIT_PASSED, EXIT_FAILED, EXIT_USAGE, EXIT_NOTHING_CHECKED = 0, 1, 2, 3
 
 
 def _names(text: str | None) -> list[str] | None:
     return None if text is None else [part.strip() for part in text.split(",") if part.strip()]
 
 
+def _prog() -> str:
+    return f"python -m {__package__ or 'conformance'}"
+
+
+def nothing_checked(report: Report, args: argparse.Namespace) -> str | None:
+    """Why the run checked nothing (no row passed or failed), or ``None`` when something was checked."""
+    if any(r.status in ("pass", "FAIL") for r in report.results):
+        return None
+    asked = ", ".join(
+        f"--{name} {value}" for name, value in (("backends", args.backends), ("device", args.device),
+                                               ("dtypes", args.dtypes), ("checks", args.checks)) if value
+    ) or "the default selection"
+    if report.skipped:
+        reasons = "; ".join(f"{name}: {why}" for name, why in report.skipped.items())
+        return f"every backend selected by {asked} was skipped ({reasons})"
+    if not report.seconds:  # the runner times every backend it loaded
+        return f"no backend matches {asked}"
+    return f"no check applies to {asked} ({len(report.results)} combinations not applicable)"
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run the suite; return the exit status (0: all passed, 1: a failure, 2: bad arguments)."""
+    """Run the suite; return the exit status (0: all passed, 1: a failure, 2: bad arguments, 3: nothing was
+    checked)."""
     import_checks()
-    parser = argparse.ArgumentParser(prog="python -m conformance", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog=_prog(), description=__doc__.split("\n\n")[0].replace("\n", " "),
+        epilog="Exit status: 0 all passed, 1 a failure, 2 bad arguments, 3 nothing was checked.",
+    )
     parser.add_argument("--backends", help=f"comma-separated, from {', '.join(b.name for b in CONFORMANCE_BACKENDS)} (default: all)")
     parser.add_argument("--dtypes", help=f"comma-separated, from {', '.join(DTYPE_NAMES)} (default: all each backend has)")
     parser.add_argument("--device", choices=("cpu", "gpu"), help="only the backends on this device (default: both)")
@@ -62,7 +92,12 @@ def main(argv: list[str] | None = None) -> int:
           f"{time.perf_counter() - start:.0f} s")
     if args.json:
         report.write_json(args.json)
-    return 1 if failed else 0
+    empty = nothing_checked(report, args)
+    if empty is not None:
+        print(f"NOTHING WAS CHECKED: {empty}. This is not a pass (exit status {EXIT_NOTHING_CHECKED}).",
+              file=sys.stderr)
+        return EXIT_NOTHING_CHECKED
+    return EXIT_FAILED if failed else EXIT_PASSED
 
 
 if __name__ == "__main__":

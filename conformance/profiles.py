@@ -1,9 +1,8 @@
-"""The Hypothesis profiles, registered in one place for ``tests/`` and ``conformance/`` (both conftests call
-:func:`load`).
+"""The Hypothesis profiles, registered in one place for the tests (``tests/conftest.py`` calls :func:`load`).
 
 - ``ci`` (the default): derandomized (the same examples every run, so CI is reproducible), 30 examples per
   test, no deadline (JAX compiles on first use), the failing example printed with its reproduction blob.
-- ``dev``: random, 300 examples per test, for local runs: ``HYPOTHESIS_PROFILE=dev pytest conformance``.
+- ``dev``: random, 300 examples per test, for local runs: ``HYPOTHESIS_PROFILE=dev pytest tests/conformance``.
 
 A failure shrinks to a minimal example, which pytest's report shows (``Falsifying example: ...``).
 """

@@ -10,8 +10,11 @@ noise of level ``sigma_max``. The data ship with scikit-learn: nothing is downlo
     python examples/digits.py --smoke           # < 30 s: a check that everything runs
     python examples/digits.py --load out/digits-score.pt --steps 1000   # sample again from a saved model
 
-Besides the picture it prints how a classifier trained on the real digits (logistic regression) sees the
-samples: how confident it is, and how the ten classes are spread.
+Besides the picture it prints a quality figure that separates digits from noise: the Fréchet distance between
+the samples and real digits on the features of a classifier of real digits (an MLP's hidden layer, as FID uses
+an Inception network's), next to the same distance for as many held-out real digits and for as many images of
+pure noise. It also prints how the classifier spreads the samples over the ten classes, and how far each
+sample is from its nearest training digit (a copy would be at 0).
 """
 
 from __future__ import annotations
@@ -103,15 +106,50 @@ def train(net: ScoreNet, images: np.ndarray, *, iterations: int, batch: int, see
     return ema
 
 
-def classifier(images: np.ndarray, labels: np.ndarray):  # type: ignore[no-untyped-def]
-    """Logistic regression on the real digits: the judge of the samples."""
-    from sklearn.linear_model import LogisticRegression
+class Judge:
+    """A classifier of real digits (an MLP with one hidden layer of 64 units) whose hidden layer gives the
+    features the Fréchet distance compares, as FID does with an Inception network's."""
 
-    return LogisticRegression(max_iter=2000).fit(images.reshape(len(images), -1), labels)
+    def __init__(self, images: np.ndarray, labels: np.ndarray, *, seed: int) -> None:
+        from sklearn.neural_network import MLPClassifier
+
+        self.mlp = MLPClassifier(hidden_layer_sizes=(64,), max_iter=400, random_state=seed)
+        self.mlp.fit(images.reshape(len(images), -1), labels)
+        features = self.features(images)
+        self.mean, self.cov = features.mean(axis=0), np.cov(features, rowvar=False)
+
+    def features(self, images: np.ndarray) -> np.ndarray:
+        flat = np.clip(images, -1, 1).reshape(len(images), -1).astype(np.float64)
+        return np.maximum(flat @ self.mlp.coefs_[0] + self.mlp.intercepts_[0], 0.0)
+
+    def classes(self, images: np.ndarray) -> np.ndarray:
+        return self.mlp.predict(np.clip(images, -1, 1).reshape(len(images), -1))
+
+    def frechet(self, images: np.ndarray) -> float:
+        """``|m - m_r|^2 + tr(C + C_r - 2 (C C_r)^(1/2))`` between the Gaussians fitted to the features of
+        ``images`` and of the classifier's training digits."""
+        features = self.features(images)
+        mean, cov = features.mean(axis=0), np.cov(features, rowvar=False)
+        values, vectors = np.linalg.eigh(cov)
+        root = (vectors * np.sqrt(np.clip(values, 0, None))) @ vectors.T  # C^(1/2)
+        # tr (C C_r)^(1/2) = sum of the square roots of the eigenvalues of C^(1/2) C_r C^(1/2) (symmetric, >= 0)
+        cross = np.sqrt(np.clip(np.linalg.eigvalsh(root @ self.cov @ root), 0, None)).sum()
+        return float(((mean - self.mean) ** 2).sum() + np.trace(cov) + np.trace(self.cov) - 2 * cross)
 
 
-def draw(path: Path, samples: np.ndarray, real: np.ndarray, title: str, columns: int = 12) -> None:
-    """Samples on the left, real digits on the right, as a PNG."""
+def quality(judge: Judge, samples: np.ndarray, held_out: np.ndarray, seed: int) -> dict[str, float]:
+    """The Fréchet distance of the samples, of as many held-out real digits, and of as many images of pure
+    noise (Gaussian pixels, clipped to the data's range [-1, 1] as the samples are)."""
+    rng = np.random.default_rng(seed)
+    n = len(samples)
+    real = held_out[rng.choice(len(held_out), size=min(n, len(held_out)), replace=False)]
+    noise = rng.standard_normal(samples.shape).astype(np.float32)
+    return {"samples": judge.frechet(samples), "real digits": judge.frechet(real),
+            "pure noise": judge.frechet(noise)}
+
+
+def draw(path: Path, samples: np.ndarray, real: np.ndarray, title: str, caption: str, columns: int = 12) -> None:
+    """Samples on the left, real digits on the right, the quality figures below, as a PNG."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -125,13 +163,14 @@ def draw(path: Path, samples: np.ndarray, real: np.ndarray, title: str, columns:
             canvas[1 + 9 * r : 9 + 9 * r, 1 + 9 * c : 9 + 9 * c] = img[0]
         return canvas
 
-    fig, axes = plt.subplots(1, 2, figsize=(12.5, 4.9), constrained_layout=True)
+    fig, axes = plt.subplots(1, 2, figsize=(12.5, 5.6), constrained_layout=True)
     panels = ((axes[0], samples, "sampled by sdeve.sample"), (axes[1], real, "real digits (training set)"))
     for ax, imgs, name in panels:
         ax.imshow(np.clip(mosaic(imgs), -1, 1), cmap="gray_r", vmin=-1, vmax=1, interpolation="nearest")
         ax.set_title(name, fontsize=12)
         ax.axis("off")
     fig.suptitle(title, fontsize=11)
+    fig.supxlabel(caption, fontsize=10, family="monospace")
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -188,14 +227,19 @@ def main(argv: list[str] | None = None) -> int:
     samples_np = samples.numpy()
     print(f"sampled {args.samples} digits in {elapsed:.1f} s ({steps} steps x 2 model evaluations)")
 
-    judge = classifier(images, labels)
-    proba = judge.predict_proba(np.clip(samples_np, -1, 1).reshape(len(samples_np), -1))
-    counts = np.bincount(proba.argmax(axis=1), minlength=10)
-    real_conf = judge.predict_proba(images[:500].reshape(500, -1)).max(axis=1).mean()
-    print(f"classifier confidence: samples {proba.max(axis=1).mean():.3f}, real digits {real_conf:.3f}")
+    # The judge learns from half the real digits; the other half are the "real digits" it scores, unseen like
+    # the samples.
+    order = np.random.default_rng(args.seed).permutation(len(images))
+    fit, held_out = order[: len(order) // 2], order[len(order) // 2 :]
+    judge = Judge(images[fit], labels[fit], seed=args.seed)
+    scores = quality(judge, samples_np, images[held_out], args.seed)
+    figure = "   ".join(f"{name} {value:.1f}" for name, value in scores.items())
+    print(f"Frechet distance to real digits on the classifier's features ({len(samples_np)} images each; "
+          f"lower is better): {figure}")
+    counts = np.bincount(judge.classes(samples_np), minlength=10)
     print("classes of the samples: " + " ".join(f"{d}:{c}" for d, c in enumerate(counts)))
     train_flat = images.reshape(len(images), -1)
-    flat = samples_np.reshape(len(samples_np), -1)
+    flat = np.clip(samples_np, -1, 1).reshape(len(samples_np), -1)  # as the judge sees them
     nearest = np.sqrt(((flat[:, None, :] - train_flat[None]) ** 2).sum(-1)).min(axis=1)
     # the same distance for real digits, to their nearest *other* training digit
     real_d = np.sqrt(((train_flat[:300, None, :] - train_flat[None]) ** 2).sum(-1))
@@ -207,7 +251,10 @@ def main(argv: list[str] | None = None) -> int:
     real = images[rng.choice(len(images), size=min(args.samples, len(images)), replace=False)]
     title = (f"sdeve.sample on scikit-learn's 8x8 digits: VE SDE, {steps} steps x (1 corrector + 1 predictor), "
              f"snr {args.snr:g}, sigma {SIGMA_MIN:g} to {SIGMA_MAX:g}; score network trained {iterations} iterations")
-    draw(out, samples_np, real, title)
+    caption = (f"Fréchet distance to real digits on a digit classifier's features, {len(samples_np)} images each "
+               f"(lower is better):\nsamples {scores['samples']:.1f}   held-out real digits "
+               f"{scores['real digits']:.1f}   pure noise {scores['pure noise']:.1f}")
+    draw(out, samples_np, real, title, caption)
     print(f"wrote {os.path.relpath(out)} (total {time.perf_counter() - started:.0f} s)")
     return 0
 

@@ -21,8 +21,11 @@ from typing import Any
 from ._xp import Array, Namespace, array_namespace, compute_dtype, device_of, index_dtype, resolve_namespace
 from .backends import backend_for
 from .protocols import NoiseSource
+from .validation import dtype_name
 
 __all__ = ["GaussianMixture", "MixtureReport"]
+
+MAX_ELEMENTS = 2**62  # what a 64-bit size can count
 
 
 def _host_array(values: Any) -> Any:
@@ -40,6 +43,14 @@ def _host_array(values: Any) -> Any:
         except Exception:
             values = host.from_dlpack(values)
     return host.asarray(values, dtype=host.float64)
+
+
+def _checked_host_array(values: Any, name: str) -> Any:
+    """:func:`_host_array`, with ``ValueError`` naming ``name`` for values beyond the float range."""
+    try:
+        return _host_array(values)
+    except OverflowError:
+        raise ValueError(f"{name} must be finite floats: some are beyond the float range") from None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,22 +116,20 @@ class GaussianMixture:
 
     def __init__(self, weights: Any, means: Any, stds: Any) -> None:
         host = resolve_namespace("numpy")
-        w = _host_array(weights)
-        mu = _host_array(means)
+        w, mu, s = (_checked_host_array(v, name) for v, name in ((weights, "weights"), (means, "means"), (stds, "stds")))
         if w.ndim != 1 or w.shape[0] < 1:
             raise ValueError(f"weights must have shape (K,) with K >= 1, got {tuple(w.shape)}")
         k = w.shape[0]
         if mu.ndim < 2 or mu.shape[0] != k:
             raise ValueError(f"means must have shape (K, *data_shape) with K = {k}, got {tuple(mu.shape)}")
-        s = _host_array(stds)
         if s.ndim == 0:
             s = host.full((k,), float(s), dtype=host.float64)
         if s.shape != (k,):
             raise ValueError(f"stds must be a number or have shape (K,) = ({k},), got {tuple(s.shape)}")
         if not (bool(host.all(w > 0)) and bool(host.all(host.isfinite(w)))):
             raise ValueError("weights must be finite and > 0")
-        if not (bool(host.all(s > 0)) and bool(host.all(host.isfinite(s)))):
-            raise ValueError("stds must be finite and > 0")
+        if not (bool(host.all(s > 0)) and bool(host.all(host.isfinite(s * s)))):
+            raise ValueError("stds must be > 0 with finite squares (variances)")
         if not bool(host.all(host.isfinite(mu))):
             raise ValueError("means must be finite")
         self._weights = w / host.sum(w)
@@ -183,6 +192,8 @@ class GaussianMixture:
         return built
 
     def _flat(self, x: Array, xp: Namespace) -> tuple[Array, Any]:
+        if not xp.isdtype(x.dtype, "real floating"):
+            raise TypeError(f"samples must have a real floating dtype, got {x.dtype}")
         if x.ndim < 1 or tuple(x.shape[1:]) != self.data_shape:
             raise ValueError(f"expected samples of shape (B, *{self.data_shape}), got {tuple(x.shape)}")
         dtype = compute_dtype(xp, x.dtype)
@@ -192,7 +203,10 @@ class GaussianMixture:
     def _noisy_variances(self, var: Array, sigma: Any, batch: int, dtype: Any, xp: Namespace) -> Array:
         """``s_k^2 + sigma^2`` as ``(1, K)`` (scalar sigma) or ``(B, K)`` (``(B,)`` sigma)."""
         if isinstance(sigma, (int, float)) and not isinstance(sigma, bool):
-            return xp.reshape(var + float(sigma) ** 2, (1, -1))
+            level = float(sigma)
+            if not level * level <= float(xp.finfo(dtype).max):
+                raise ValueError(f"sigma={level:g} is too large: its square must be a finite {dtype_name(dtype)}")
+            return xp.reshape(var + level * level, (1, -1))
         sigma = sigma if sigma.dtype == dtype else xp.astype(sigma, dtype)
         if sigma.ndim == 0:
             return xp.reshape(var + sigma * sigma, (1, -1))
@@ -287,6 +301,9 @@ class GaussianMixture:
         self, n: int, *, generator: Any = None, xp: Namespace | str | None = None, device: Any = None, dtype: Any = None
     ) -> Array:
         """``n`` exact samples, shape ``(n, *data_shape)``, drawn with the framework's generator (or seed)."""
+        if not 0 < int(n) <= MAX_ELEMENTS // max(self.dim, 1):
+            raise ValueError(f"n must be a positive number of samples of shape {self.data_shape} that an array can "
+                             f"hold, got {n}")
         ns = resolve_namespace(xp)
         dtype = ns.float32 if dtype is None else dtype
         backend = backend_for(ns)

@@ -6,7 +6,7 @@ The namespace, device, dtype and noise source are resolved here, once, from what
 
 from __future__ import annotations
 
-import numbers
+import math
 import operator
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -19,8 +19,12 @@ from .protocols import NoiseSource
 from .samplers._run import Run
 from .schedule import check_num_steps
 from .updates import CorrectorNorm
+from .validation import as_float, check_levels_fit, is_python_scalar
 
 __all__ = ["sample"]
+
+# The most elements a sample may have (what a 64-bit size can count).
+MAX_ELEMENTS = 2**62
 
 _GENERATOR_LIBRARIES = {"torch": "torch", "jax": "jax", "jaxlib": "jax", "cupy": "cupy", "dask": "dask"}
 
@@ -43,6 +47,8 @@ def check_shape(shape: Any) -> tuple[int, ...]:
         out.append(operator.index(size))
     if not out or any(s < 1 for s in out):
         raise ValueError(f"shape must have rank >= 1 and positive sizes (batch first), got {shape!r}")
+    if math.prod(out) > MAX_ELEMENTS:
+        raise ValueError(f"shape {tuple(out)} has more than {MAX_ELEMENTS} elements: no array library can hold it")
     return tuple(out)
 
 
@@ -61,8 +67,9 @@ def _config_of(scheduler: Any) -> SdeVeConfig:
 
 
 def _check_strength(strength: Any, init: Any) -> float:
-    if isinstance(strength, bool) or not isinstance(strength, numbers.Real) or not 0.0 < float(strength) <= 1.0:
-        raise ValueError(f"strength must be a number in (0, 1], got {strength!r}")
+    if isinstance(strength, bool) or not is_python_scalar(strength) or not 0.0 < as_float(strength, "strength") <= 1.0:
+        shown = strength if not isinstance(strength, int) or abs(strength) < 10**30 else "a larger number"
+        raise ValueError(f"strength must be a number in (0, 1], got {shown!r}")
     if init is None and float(strength) != 1.0:
         raise ValueError("strength < 1 needs init: the sample to start from (SDEdit image-to-image)")
     return float(strength)
@@ -140,6 +147,7 @@ def resolve(model: Any, shape: Any, *, scheduler: Any = None, num_inference_step
     backend = backend_for(ns)
     noise = NoiseSource(backend, backend.make_generator(generator, device))
     known = None if init is None else (init if init.dtype == dtype else ns.astype(init, dtype))
+    check_levels_fit(config.sigma_min, config.sigma_max, dtype, xp=ns)
     z0 = noise.draw(shape, dtype=dtype, device=device)
     return Run(model, config, steps, strength, ns, device, dtype, backend, noise, z0, known,
                _mask(mask, init, ns, shape, dtype), corrector_norm=norm, **flags)
@@ -223,6 +231,9 @@ def sample(
     """
     spec = _samplers.lookup(sampler)
     chosen = _options(spec, options)
+    for flag, value in (("denoise", denoise), ("progress", progress)):
+        if not isinstance(value, bool) and type(value).__name__ != "bool_":
+            raise TypeError(f"{flag} must be a bool, got {type(value).__name__} {value!r}")
     if mask is not None and not spec.has_levels:
         raise ValueError(f"sampler {sampler!r} has no noise levels to impose a mask at")
     run = resolve(model, shape, scheduler=scheduler, num_inference_steps=num_inference_steps, generator=generator,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 import operator
 from typing import Any, NamedTuple
 
@@ -21,6 +22,7 @@ import numpy as np
 
 from ._xp import Array, Namespace, array_namespace, index_dtype, namespace_name, schedule_dtype
 from .backends import backend_for
+from .config import MAX_TIMESTEPS
 from .updates import reverse_diffusion_coefficients
 
 __all__ = [
@@ -38,8 +40,7 @@ __all__ = [
     "timesteps",
 ]
 
-# The most levels a schedule may hold: its host tables take 8 bytes a value, six tables.
-MAX_STEPS = 10**8
+MAX_STEPS = MAX_TIMESTEPS  # one maximum for every count of steps and levels (see sdeve.config)
 
 
 def check_num_steps(num_inference_steps: Any, name: str = "num_inference_steps") -> int:
@@ -49,7 +50,9 @@ def check_num_steps(num_inference_steps: Any, name: str = "num_inference_steps")
     try:
         steps = operator.index(num_inference_steps)
     except TypeError:
-        if isinstance(num_inference_steps, float) and num_inference_steps.is_integer():
+        integral = isinstance(num_inference_steps, numbers.Real) and math.isfinite(float(num_inference_steps)) \
+            and float(num_inference_steps).is_integer()
+        if integral:
             steps = int(num_inference_steps)
         else:
             raise TypeError(
@@ -58,7 +61,7 @@ def check_num_steps(num_inference_steps: Any, name: str = "num_inference_steps")
     if steps < 1:
         raise ValueError(f"{name} must be >= 1, got {steps}")
     if steps > MAX_STEPS:
-        raise ValueError(f"{name} must be <= {MAX_STEPS} (a schedule of {steps} levels does not fit in memory)")
+        raise ValueError(f"{name} must be <= {MAX_STEPS}, got {steps if steps < 10**30 else 'a larger number'}")
     return steps
 
 
@@ -76,13 +79,14 @@ def timesteps_host(n: int, sampling_eps: float) -> np.ndarray:
 def sigma_of_t(t: Any, sigma_min: float, sigma_max: float) -> Any:
     """``sigma(t) = sigma_min * exp(t * (log sigma_max - log sigma_min))`` for a NumPy array or a float.
 
-    The logarithms are taken apart so that the ratio never overflows (``sigma_max / sigma_min`` may exceed the
-    float range while both are finite).
+    Taken as ``exp(log sigma_min + t * (log sigma_max - log sigma_min))``, so that nothing overflows on the way
+    to a finite level (``sigma_max / sigma_min`` may exceed the float range while both are finite).
     """
-    log_ratio = math.log(sigma_max) - math.log(sigma_min)
+    low = math.log(sigma_min)
+    log_ratio = math.log(sigma_max) - low
     if isinstance(t, float):
-        return sigma_min * math.exp(t * log_ratio)
-    return sigma_min * np.exp(np.asarray(t, dtype=np.float64) * log_ratio)
+        return math.exp(low + t * log_ratio)
+    return np.exp(low + np.asarray(t, dtype=np.float64) * log_ratio)
 
 
 def levels_host(n: int, sigma_min: float, sigma_max: float) -> np.ndarray:
@@ -257,8 +261,8 @@ def timesteps(
 def continuous_sigmas(timesteps: Array, sigma_min: float, sigma_max: float, *, xp: Namespace | None = None) -> Array:
     """``sigma(t) = sigma_min * (sigma_max / sigma_min) ** t`` elementwise, in ``timesteps``' namespace."""
     xp = array_namespace(timesteps) if xp is None else xp
-    log_ratio = math.log(float(sigma_max)) - math.log(float(sigma_min))
-    return float(sigma_min) * xp.exp(timesteps * log_ratio)
+    low = math.log(float(sigma_min))
+    return xp.exp(low + timesteps * (math.log(float(sigma_max)) - low))
 
 
 def discrete_sigmas(

@@ -9,6 +9,7 @@ the sample's namespace and device. Every array a step returns has the sample's n
 
 from __future__ import annotations
 
+import operator
 from typing import Any
 
 from . import state as _state
@@ -21,9 +22,11 @@ from .persistence import DiffusersConfigMixin
 from .protocols import Backend
 from .schedule import FLOAT64, HOST_DTYPES, Rounding, Schedule, check_num_steps, host_index, timestep_index
 from .updates import CorrectorNorm
-from .validation import batch_size, check_pair, check_unit_interval, is_python_scalar
+from .validation import as_float, batch_size, check_pair, check_sigma_max, check_unit_interval, is_python_scalar
 
 __all__ = ["ConfigError", "ScoreSdeVeScheduler"]
+
+_FITS: set[tuple[str, str, float]] = set()  # (namespace, dtype, sigma_max) found to fit
 
 class ScoreSdeVeScheduler(DiffusersConfigMixin):
     """The variance-exploding SDE predictor-corrector scheduler (Song et al. 2021), diffusers' API.
@@ -194,7 +197,7 @@ class ScoreSdeVeScheduler(DiffusersConfigMixin):
         """A ``set_*`` override of a config value: the config's type checks (no bools, no strings)."""
         if value is None:
             return float(getattr(self._config, name))
-        if name == "sampling_eps" and is_python_scalar(value) and not 0.0 < float(value) < 1.0:
+        if name == "sampling_eps" and is_python_scalar(value) and not 0.0 < as_float(value, name) < 1.0:
             raise ValueError(f"sampling_eps must lie in (0, 1), got {float(value)}")
         return float(getattr(self._config.replace(**{name: value}), name))
 
@@ -205,11 +208,21 @@ class ScoreSdeVeScheduler(DiffusersConfigMixin):
     def get_adjacent_sigma(self, timesteps: Array, t: Array) -> Array:
         """``discrete_sigmas[timesteps - 1]``, and 0 where ``timesteps == 0`` (diffusers' signature; ``t`` only
         fixes the result's device). ``timesteps`` is an integer index array."""
+        schedule = self.schedule
+        check_indices(timesteps, schedule.num_levels, "timesteps")
+        if not hasattr(timesteps, "shape"):
+            return schedule.level(int(timesteps) - 1) if int(timesteps) else 0.0
         xp = array_namespace(timesteps)
-        levels = self.schedule.arrays(xp, device_of(timesteps)).discrete_sigmas
-        check_indices(timesteps, levels.shape[0], "timesteps")
+        levels = schedule.arrays(xp, device_of(timesteps)).discrete_sigmas
         below = xp.take(levels, xp.clip(timesteps - 1, 0, levels.shape[0] - 1), axis=0)
         return xp.where(timesteps == 0, xp.zeros_like(below), below)
+
+    def _check_fit(self, sample: Array, xp: Namespace) -> None:
+        """``ValueError`` when ``sigma_max**2`` overflows the compute dtype of ``sample`` (checked once a dtype)."""
+        key = (namespace_name(xp), str(sample.dtype), self._config.sigma_max)
+        if key not in _FITS:
+            check_sigma_max(self._config.sigma_max, sample.dtype, xp=xp)
+            _FITS.add(key)
 
     def _require_schedule(self) -> Schedule:
         schedule = self.schedule
@@ -262,6 +275,7 @@ class ScoreSdeVeScheduler(DiffusersConfigMixin):
         """
         xp = check_pair(model_output, sample)
         schedule = self._require_schedule()
+        self._check_fit(sample, xp)
         backend = backend_for(sample)
         level = host_level(timestep, backend, schedule.num_timesteps, self._python_time_dtype)
         if level is None:
@@ -286,6 +300,7 @@ class ScoreSdeVeScheduler(DiffusersConfigMixin):
         """
         xp = check_pair(model_output, sample)
         self._require_schedule()
+        self._check_fit(sample, xp)
         backend = backend_for(sample)
         z = self._noise(backend, generator, sample, noise, "correct")
         prev, _ = updates.corrector_update(sample, model_output, z, self._config.snr, norm=self.corrector_norm,
@@ -306,7 +321,7 @@ class ScoreSdeVeScheduler(DiffusersConfigMixin):
         xp = check_pair(noise, original_samples, name="noise")
         schedule = self.schedule
         check_indices(timesteps, schedule.num_levels, "timesteps")
-        if is_python_scalar(timesteps):
+        if not hasattr(timesteps, "shape") or is_python_scalar(timesteps):
             return updates.add_noise(original_samples, noise, schedule.level(int(timesteps)), xp=xp)
         if namespace_name(array_namespace(timesteps)) != namespace_name(xp):
             raise TypeError("timesteps must come from the same library as original_samples (or be an int)")
@@ -350,9 +365,13 @@ class ScoreSdeVeScheduler(DiffusersConfigMixin):
 def check_indices(indices: Any, levels: int, name: str) -> None:
     """``TypeError``/``ValueError`` unless ``indices`` are integer indices in ``[0, levels - 1]`` (arrays read
     only where that is cheap)."""
-    if is_python_scalar(indices):
-        if not float(indices).is_integer():
-            raise TypeError(f"{name} must be integer indices into discrete_sigmas, got {indices!r}")
+    if isinstance(indices, bool) or (is_python_scalar(indices) and not hasattr(indices, "__index__")):
+        raise TypeError(f"{name} must be integer indices into discrete_sigmas, got {indices!r}")
+    if hasattr(indices, "__index__") and getattr(indices, "ndim", 0) == 0 and not hasattr(indices, "__array_namespace__"):
+        if not 0 <= operator.index(indices) < levels:
+            raise ValueError(f"{name} must lie in [0, {levels - 1}], got {indices}")
+        return
+    if is_python_scalar(indices):  # a NumPy integer scalar
         if not 0 <= int(indices) < levels:
             raise ValueError(f"{name} must lie in [0, {levels - 1}], got {indices}")
         return

@@ -101,9 +101,11 @@ def corrector_step_size(
     0-d step size for the whole batch. ``norm="example"``: one step size per example, shape ``(B,)``, so an
     example's update does not depend on the rest of its batch.
 
-    Where the score norm is zero the step size would be infinite; it is 0 instead, so the corrector returns
-    the sample unchanged. The result is in the compute dtype of ``model_output``'s dtype. ``snr`` is a number
-    or a 0-d array (traced under ``jax.jit``, so one compiled program serves every value).
+    Where the score's norm is zero (or below the square root of the smallest normal number) the step size would
+    be infinite or not representable; it is 0 instead, so the corrector returns the sample unchanged, the same
+    on every backend, as it is for a step size that overflows. The result is in the compute dtype of
+    ``model_output``'s dtype. ``snr`` is a number or a 0-d array (traced under ``jax.jit``, so one compiled
+    program serves every value).
     """
     xp = array_namespace(model_output) if xp is None else xp
     dtype = compute_dtype(xp, model_output.dtype)
@@ -114,9 +116,12 @@ def corrector_step_size(
         noise_norm = xp.mean(noise_norm)
     elif norm != "example":
         raise ValueError(f"norm must be 'batch' or 'example', got {norm!r}")
-    positive = grad_norm > 0
-    ratio = snr * noise_norm / xp.where(positive, grad_norm, xp.ones_like(grad_norm))
-    return xp.where(positive, ratio * ratio * 2, xp.zeros_like(ratio))
+    # A score whose squares fall below the smallest normal number is zero as far as the step goes: libraries
+    # that keep subnormals and those that flush them (XLA) then agree, and so does a step too large to hold.
+    usable = grad_norm >= math.sqrt(float(xp.finfo(dtype).smallest_normal))
+    ratio = snr * noise_norm / xp.where(usable, grad_norm, xp.ones_like(grad_norm))
+    step = ratio * ratio * 2
+    return xp.where(usable & xp.isfinite(step), step, xp.zeros_like(step))
 
 
 # ---------------------------------------------------------------------- the primitive

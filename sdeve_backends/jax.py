@@ -127,9 +127,11 @@ def _split_function(model: types.FunctionType) -> tuple[Any, tuple[Any, ...], Ca
     key = (model.__code__, id(model.__globals__), model.__defaults__, static)
     hash(key)  # TypeError for an unhashable closure value: the caller keys on the function itself
 
-    def rebuild(dynamic: tuple[Any, ...]) -> Any:
+    code, scope, name, defaults = model.__code__, model.__globals__, model.__name__, model.__defaults__
+
+    def rebuild(dynamic: tuple[Any, ...]) -> Any:  # holds the function's parts, never the function itself
         cells = tuple(types.CellType(d if d is not None else s) for d, s in zip(dynamic, static))
-        return types.FunctionType(model.__code__, model.__globals__, model.__name__, model.__defaults__, cells)
+        return types.FunctionType(code, scope, name, defaults, cells)
 
     return key, arrays, rebuild
 
@@ -388,7 +390,7 @@ class FlaxScoreSdeVeScheduler:
     ) -> ScoreSdeVeSchedulerState:
         """``state`` with ``timesteps = linspace(1, sampling_eps, num_inference_steps)``. ``shape`` is accepted
         for diffusers' signature and unused."""
-        eps = self.config.sampling_eps if sampling_eps is None else float(sampling_eps)
+        eps = self.config.sampling_eps if sampling_eps is None else self.config.replace(sampling_eps=sampling_eps).sampling_eps
         return state.replace(timesteps=_schedule.timesteps(num_inference_steps, eps, xp=jnp, dtype=self._dtype()))
 
     def set_sigmas(
@@ -401,10 +403,10 @@ class FlaxScoreSdeVeScheduler:
     ) -> ScoreSdeVeSchedulerState:
         """``state`` with ``discrete_sigmas`` (``num_inference_steps`` levels) and ``sigmas`` for its timesteps
         (set first from ``num_inference_steps`` and ``sampling_eps`` when the state has none)."""
-        sigma_min = self.config.sigma_min if sigma_min is None else float(sigma_min)
-        sigma_max = self.config.sigma_max if sigma_max is None else float(sigma_max)
-        eps = self.config.sampling_eps if sampling_eps is None else float(sampling_eps)
-        self.config.replace(sigma_min=sigma_min, sigma_max=sigma_max, sampling_eps=eps)
+        overrides = {k: v for k, v in (("sigma_min", sigma_min), ("sigma_max", sigma_max),
+                                       ("sampling_eps", sampling_eps)) if v is not None}
+        checked = self.config.replace(**overrides)  # the config's type and range checks
+        sigma_min, sigma_max, eps = checked.sigma_min, checked.sigma_max, checked.sampling_eps
         if state.timesteps is None:
             state = self.set_timesteps(state, num_inference_steps, sampling_eps=eps)
         discrete = _schedule.discrete_sigmas(num_inference_steps, sigma_min, sigma_max, xp=jnp, dtype=self._dtype())

@@ -160,7 +160,11 @@ class DiffusersRounding(Rounding):
 
     def levels(self, n: int, sigma_min: float, sigma_max: float) -> np.ndarray:
         ramp = torch.linspace(math.log(sigma_min), math.log(sigma_max), n, dtype=torch.float32).numpy()
-        return np.exp(ramp.astype(np.float64)).astype(np.float32)
+        levels = np.exp(ramp.astype(np.float64)).astype(np.float32)
+        if not (np.all(np.isfinite(levels)) and np.all(levels >= np.finfo(np.float32).smallest_normal)):
+            raise ValueError(f"sigma_min={sigma_min:g} and sigma_max={sigma_max:g} do not fit diffusers' float32 "
+                             "schedule (levels must be normal, finite float32 numbers): use sdeve.ScoreSdeVeScheduler")
+        return levels
 
     def coefficients(self, levels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         below = np.concatenate([np.zeros(1, dtype=np.float32), levels[:-1]])

@@ -21,7 +21,7 @@ def figure(tmp_path_factory: pytest.TempPathFactory) -> Any:
     kept: list[Any] = []
     out = tmp_path_factory.mktemp("plot") / "ring.png"
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(_plot.plt, "close", kept.append)
+        patch.setattr(plt, "close", kept.append)
         assert main(["--steps", "40", "--batch", "300", "--out", str(out), "--no-progress"]) == 0
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     (fig,) = kept

@@ -18,8 +18,19 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "SIGMA_MAX",
+    "SIGMA_MIN",
     "add_noise",
     "adjacent",
+    "continuous_sigmas",
+    "corrector",
+    "corrector_eps",
+    "example_norms",
+    "level_index",
+    "noised",
+    "predictor",
+    "predictor_g2",
+    "term_scale",
     "condition_g2",
     "corrector_step_size",
     "discrete_sigmas",
@@ -41,7 +52,7 @@ def _ramp(n: int) -> np.ndarray:
     return np.arange(n, dtype=F64) / F64(n - 1)
 
 
-def timesteps(n: int, sampling_eps: float) -> np.ndarray:
+def timesteps(n: int, sampling_eps: float = 1e-5) -> np.ndarray:
     """``t_i = 1 + (sampling_eps - 1) * i / (N - 1)``: ``N`` times from 1 down to ``sampling_eps``."""
     out = 1.0 + (F64(sampling_eps) - 1.0) * _ramp(n)
     if n > 1:
@@ -54,7 +65,7 @@ def sigmas(t: np.ndarray, sigma_min: float, sigma_max: float) -> np.ndarray:
     return F64(sigma_min) * (F64(sigma_max) / F64(sigma_min)) ** np.asarray(t, dtype=F64)
 
 
-def discrete_sigmas(n: int, sigma_min: float, sigma_max: float) -> np.ndarray:
+def discrete_sigmas(n: int, sigma_min: float = 0.01, sigma_max: float = 1348.0) -> np.ndarray:
     """``exp(log sigma_min + (log sigma_max - log sigma_min) * j / (N - 1))``: geometric, increasing."""
     lo, hi = math.log(sigma_min), math.log(sigma_max)
     out = np.exp(lo + (hi - lo) * _ramp(n))
@@ -144,17 +155,20 @@ def step_pred(
     return prev, mean, terms
 
 
-def _norms(a: np.ndarray) -> np.ndarray:
+def example_norms(a: np.ndarray) -> np.ndarray:
     """Per-example L2 norms over all non-batch axes: shape ``(B,)``."""
-    flat = a.reshape(a.shape[0], -1)
+    flat = np.asarray(a, dtype=F64).reshape(np.shape(a)[0], -1)
     return np.sqrt(np.sum(flat * flat, axis=1))
 
 
-def corrector_step_size(score: np.ndarray, z: np.ndarray, snr: float) -> float:
-    """``eps = 2 * (snr * mean_b ||z_b|| / mean_b ||score_b||)^2`` (one number for the batch)."""
-    score, z = np.asarray(score, dtype=F64), np.asarray(z, dtype=F64)
-    ratio = F64(snr) * np.mean(_norms(z)) / np.mean(_norms(score))
-    return float(2.0 * ratio * ratio)
+def corrector_step_size(score: np.ndarray, z: np.ndarray, snr: float, norm: str = "batch") -> Any:
+    """``eps = 2 * (snr * ||z|| / ||score||)^2``: with batch means of per-example norms, one number for the
+    batch (``norm="batch"``), or one per example, ``(B,)`` (``norm="example"``)."""
+    gn, zn = example_norms(score), example_norms(z)
+    if norm == "batch":
+        gn, zn = np.mean(gn), np.mean(zn)
+    ratio = F64(snr) * zn / gn
+    return 2.0 * ratio * ratio if norm != "batch" else float(2.0 * ratio * ratio)
 
 
 def step_correct(
@@ -176,3 +190,56 @@ def add_noise(x: np.ndarray, z: np.ndarray, idx: Any, discrete: np.ndarray) -> t
     x, z = np.asarray(x, dtype=F64), np.asarray(z, dtype=F64)
     scaled = _bcast(discrete[np.asarray(idx)], x.ndim) * z
     return x + scaled, np.abs(x) + np.abs(scaled)
+
+
+# ---------------------------------------------------------------------- the same formulas, by level table
+# The tests' form: a ``levels`` table instead of (sigma_min, sigma_max, N), plain float64 values.
+SIGMA_MIN, SIGMA_MAX = 0.01, 1348.0
+
+
+def continuous_sigmas(times: np.ndarray, sigma_min: float = SIGMA_MIN, sigma_max: float = SIGMA_MAX) -> np.ndarray:
+    """:func:`sigmas` with diffusers' default levels."""
+    return sigmas(times, sigma_min, sigma_max)
+
+
+def level_index(t: Any, num_timesteps: int) -> np.ndarray:
+    """:func:`index_of` in float64."""
+    return index_of(t, num_timesteps)
+
+
+def predictor_g2(t: Any, num_timesteps: int, levels: np.ndarray) -> np.ndarray:
+    """``sigma_j^2 - sigma_{j-1}^2`` for ``j = floor(t (M - 1))``, from a level table."""
+    j = level_index(t, num_timesteps)
+    below = adjacent(levels, j)
+    return levels[j] ** 2 - below**2
+
+
+def predictor(x: Any, score: Any, z: Any, t: Any, num_timesteps: int, levels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(prev_sample, prev_sample_mean)`` of the reverse-diffusion predictor, from a level table."""
+    x, score, z = (np.asarray(a, dtype=F64) for a in (x, score, z))
+    g2b = _bcast(predictor_g2(t, num_timesteps, levels), x.ndim)
+    mean = x + g2b * score
+    return mean + np.sqrt(g2b) * z, mean
+
+
+def corrector_eps(score: Any, z: Any, snr: float = 0.15, norm: str = "batch") -> Any:
+    """:func:`corrector_step_size` with diffusers' default snr."""
+    return corrector_step_size(score, z, snr, norm)
+
+
+def corrector(x: Any, score: Any, z: Any, snr: float = 0.15, norm: str = "batch") -> tuple[np.ndarray, np.ndarray]:
+    """``(prev_sample, prev_sample_mean)`` of the Langevin corrector, for either step-size rule."""
+    x, score, z = (np.asarray(a, dtype=F64) for a in (x, score, z))
+    eps = _bcast(corrector_step_size(score, z, snr, norm), x.ndim)
+    mean = x + eps * score
+    return mean + np.sqrt(2.0 * eps) * z, mean
+
+
+def noised(x: Any, z: Any, idx: Any, levels: np.ndarray) -> np.ndarray:
+    """``x + levels[idx] * z`` (the value of :func:`add_noise`)."""
+    return add_noise(x, z, idx, levels)[0]
+
+
+def term_scale(*terms: Any) -> float:
+    """The largest magnitude among the terms summed into a result (the scale errors are measured against)."""
+    return max(float(np.max(np.abs(np.asarray(t, dtype=F64)))) for t in terms)

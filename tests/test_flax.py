@@ -1,6 +1,6 @@
 """The state-passing Flax API of ``sdeve_backends.jax``: state, schedule, both steps eager, under ``jax.jit``
 with a traced timestep and inside ``lax.fori_loop``/``lax.scan``, in both JAX 64-bit modes, against the
-independent float64 reference in ``tests/_reference.py`` with the same noise."""
+independent float64 reference in ``conformance/reference.py`` with the same noise."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from sdeve_backends.jax import (
     FlaxSdeVeOutput,
     ScoreSdeVeSchedulerState,
 )
-from tests import _reference as ref
+from conformance import reference as ref
 
 N = 10
 SHAPE = (3, 4, 2)

@@ -1,5 +1,5 @@
 """``sdeve.ScoreSdeVeScheduler`` on every backend against the independent float64 reference in
-``tests/_reference.py``, with the same noise passed in; namespaces, devices, the schedule cache, generators,
+``conformance/reference.py``, with the same noise passed in; namespaces, devices, the schedule cache, generators,
 the corrector's batch rules, the NumPy-bound scheduler and Dask laziness."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import sdeve
 from conformance.backends import BACKENDS, LoadedBackend, load_backend
 from conformance.tolerances import assert_close, rtol_for
 from sdeve._xp import schedule_dtype
-from tests import _reference as ref
+from conformance import reference as ref
 
 N = 10  # inference steps: levels far apart, so that every index is easy to tell apart
 SHAPES = {1: (4,), 2: (3, 5), 3: (2, 3, 4), 4: (2, 2, 3, 2), 5: (3, 1, 2, 2, 2)}
@@ -145,7 +145,7 @@ def test_add_noise_matches_reference(backend: LoadedBackend, dtype_name: str, ra
     for index, index_ref in ((7, 7), (backend.asarray(np.asarray(idx[1])), idx[1]), (backend.asarray(idx), idx)):
         out = scheduler.add_noise(x, z, index)
         scale = ref.term_scale(xv, levels[np.asarray(index_ref)].max() * zv)
-        assert_close(out, ref.add_noise(xv, zv, index_ref, levels), like=x, scale=scale, rtol=_rtol(backend, dtype))
+        assert_close(out, ref.noised(xv, zv, index_ref, levels), like=x, scale=scale, rtol=_rtol(backend, dtype))
     _assert_untouched(backend, (x, z), (xv, zv))
 
 
@@ -518,4 +518,4 @@ def test_dask_results_stay_lazy_and_follow_chunks() -> None:
     zv = backend.to_numpy(noise)
     want, _ = ref.predictor(xv, -xv / 400.0, zv, np.array([1.0, 0.5, 0.25, 0.1, 0.0]), N, levels)
     assert_close(results["pred_batch"].prev_sample, want, like=x)
-    assert_close(results["add_noise"], ref.add_noise(xv, zv, np.array([0, 2, 4, 6, 9]), levels), like=x)
+    assert_close(results["add_noise"], ref.noised(xv, zv, np.array([0, 2, 4, 6, 9]), levels), like=x)

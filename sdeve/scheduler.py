@@ -303,8 +303,11 @@ class ScoreSdeVeScheduler(DiffusersConfigMixin):
         self._check_fit(sample, xp)
         backend = backend_for(sample)
         z = self._noise(backend, generator, sample, noise, "correct")
-        prev, _ = updates.corrector_update(sample, model_output, z, self._config.snr, norm=self.corrector_norm,
-                                           xp=xp, fused=backend.combine)
+        # The core's corrector, compiled where the backend compiles (JAX: one dispatch; snr traced, so one
+        # program serves every value).
+        update = backend.jit(updates.corrector_update, static_argnames=("norm", "xp", "fused"))
+        prev, _ = update(sample, model_output, z, self._config.snr, norm=self.corrector_norm, xp=xp,
+                         fused=backend.combine)
         return SchedulerOutput(prev) if return_dict else (prev,)
 
     def add_noise(self, original_samples: Array, noise: Array | None, timesteps: Any, *,

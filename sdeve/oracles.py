@@ -258,6 +258,56 @@ class GaussianMixture:
 
     __call__ = score
 
+    def divergence(self, x: Array, sigma: Any = 0.0, *, xp: Namespace | None = None) -> Array:
+        """The exact divergence of the score, ``div_x grad_x log p_sigma(x)`` (the Laplacian of ``log p_sigma``),
+        shape ``(B,)``, in ``x``'s dtype.
+
+        With ``a_k = (mu_k - x) / v_k`` and the score ``s = sum_k r_k a_k``, the Jacobian of the score is
+        ``sum_k r_k (a_k (a_k - s)^T - I / v_k)``, whose trace is
+        ``sum_k r_k |a_k|^2 - |s|^2 - D sum_k r_k / v_k``. This is what the likelihood's augmented ODE integrates
+        (Song et al. 2021, Appendix D.2, with the exact trace). ``sigma`` as in :meth:`score`.
+        """
+        xp = array_namespace(x) if xp is None else xp
+        logp, v, flat, means = self._component_log_probs(x, sigma, xp)
+        r = _softmax_from_log(logp, xp)  # (B, K)
+        r_over_v = r / v
+        s = xp.matmul(r_over_v, means) - flat * xp.sum(r_over_v, axis=1, keepdims=True)  # (B, D)
+        diff = xp.expand_dims(flat, axis=1) - xp.expand_dims(means, axis=0)  # (B, K, D)
+        a2 = xp.sum(diff * diff, axis=-1) / (v * v)  # |a_k|^2, (B, K)
+        out = xp.sum(r * a2, axis=1) - xp.sum(s * s, axis=1) - float(self.dim) * xp.sum(r_over_v, axis=1)
+        return out if out.dtype == x.dtype else xp.astype(out, x.dtype)
+
+    def class_score(self, x: Array, sigma: Any, label: Any, *, xp: Namespace | None = None) -> Array:
+        """``grad_x log p(y = label | x, sigma) = (mu_y - x) / v_y - score(x, sigma)``: the exact guidance term of
+        class-conditional sampling (Song et al. 2021, Sec. 5 and Appendix I.4) when the class is the component.
+
+        ``label``: an int in ``[0, K)`` or a ``(B,)`` integer array. Returns ``x``'s shape and dtype; adding it to
+        :meth:`score` gives the score of component ``label`` alone at level ``sigma``.
+        """
+        xp = array_namespace(x) if xp is None else xp
+        logp, v, flat, means = self._component_log_probs(x, sigma, xp)
+        r_over_v = _softmax_from_log(logp, xp) / v
+        score = xp.matmul(r_over_v, means) - flat * xp.sum(r_over_v, axis=1, keepdims=True)
+        k = self.num_components
+        if isinstance(label, int) and not isinstance(label, bool):
+            if not 0 <= label < k:
+                raise ValueError(f"label must lie in [0, {k}), got {label}")
+            onehot = xp.reshape(xp.asarray([float(j == label) for j in range(k)], dtype=v.dtype,
+                                            device=device_of(flat)), (1, k))
+        else:
+            classes = xp.reshape(xp.arange(k, device=device_of(flat)), (1, k))
+            onehot = xp.astype(xp.reshape(label, (-1, 1)) == xp.astype(classes, label.dtype), v.dtype)
+        inv_v = xp.sum(onehot / v, axis=1, keepdims=True)  # 1 / v_y, (B or 1, 1)
+        own = xp.matmul(onehot, means) * inv_v - flat * inv_v  # (mu_y - x) / v_y
+        out = xp.reshape(own - score, tuple(x.shape))
+        return out if out.dtype == x.dtype else xp.astype(out, x.dtype)
+
+    def component(self, k: int) -> GaussianMixture:
+        """Component ``k`` alone, as a one-component mixture (the exact class-conditional distribution)."""
+        if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k < self.num_components:
+            raise ValueError(f"k must be an int in [0, {self.num_components}), got {k!r}")
+        return GaussianMixture([1.0], self._means[k : k + 1], [float(self._stds[k])])
+
     # ------------------------------------------------------------------ exact samples
     def sample_from_normals(self, component_noise: Array, noise: Array, *, xp: Namespace | None = None) -> Array:
         """Exact samples from standard normals: ``component_noise`` ``(B,)`` picks the component (by the

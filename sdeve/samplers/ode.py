@@ -29,10 +29,9 @@ The module gets its namespace from the arrays it is handed and imports no framew
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from .._xp import Array, Namespace, array_namespace, device_of, index_dtype, schedule_dtype
 
@@ -95,9 +94,8 @@ def check_method(method: Any) -> str:
     return method.lower()
 
 
-@dataclasses.dataclass(frozen=True)
-class Solution:
-    """The end of an adaptive solve.
+class Solution(NamedTuple):
+    """The end of an adaptive solve (a named tuple: a pytree that ``jax.jit`` returns as it is).
 
     Attributes
     ----------

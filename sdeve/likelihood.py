@@ -131,23 +131,23 @@ def _hutchinson(model: Model, backend: Any, probe: Array) -> Callable[[Array, Ar
 
 
 def _exact_autodiff(model: Model, backend: Any) -> Callable[[Array, Array], tuple[Array, Array]]:
-    """``(x, sigma) -> (score, tr(ds/dx))`` per example from ``D`` VJPs with the basis vectors (examples are
-    independent, so one VJP with ``e_d`` in every example gives row ``d`` of every example's Jacobian)."""
+    """``(x, sigma) -> (score, tr(ds/dx))`` per example, from ONE vector-Jacobian product on a batch of ``D``
+    copies of ``x``: copy ``d`` gets the basis vector ``e_d`` as cotangent, and since examples are independent
+    its product is row ``d`` of each example's Jacobian (``D`` times the memory of one evaluation)."""
 
     def score_and_div(x: Array, sigma: Array) -> tuple[Array, Array]:
         xp = array_namespace(x)
-        dim = math.prod(int(d) for d in x.shape[1:])
-        flat_index = xp.reshape(xp.arange(dim, device=device_of(x)), (1, *x.shape[1:]))
-        ones = xp.ones_like(x)
-        score, div = None, None
-        for d in range(dim):
-            basis = xp.astype(flat_index == d, x.dtype) * ones
-            value, row = _value_and_vjp(backend, lambda z: _ode.checked_score(model, z, sigma), x, basis)
-            score = value if score is None else score
-            term = _per_example_sum(row * basis, xp)
-            div = term if div is None else div + term
-        assert score is not None and div is not None
-        return score, div
+        batch, tail = int(x.shape[0]), tuple(int(d) for d in x.shape[1:])
+        dim = math.prod(tail)
+        copies = xp.concat([x] * dim, axis=0)  # (D * B, ...), copy d in rows [d B, (d + 1) B)
+        sigmas = xp.concat([sigma] * dim, axis=0)
+        index = xp.reshape(xp.arange(dim, device=device_of(x)), (1, 1, *tail))
+        which = xp.reshape(xp.arange(dim, device=device_of(x)), (dim, 1) + (1,) * len(tail))
+        basis = xp.astype(xp.broadcast_to(index == which, (dim, batch, *tail)), x.dtype)
+        basis = xp.reshape(basis, (dim * batch, *tail))
+        value, rows = _value_and_vjp(backend, lambda z: _ode.checked_score(model, z, sigmas), copies, basis)
+        diagonal = xp.reshape(_per_example_sum(rows * basis, xp), (dim, batch))
+        return value[:batch, ...], xp.sum(diagonal, axis=0)
 
     return score_and_div
 
@@ -268,6 +268,7 @@ def log_likelihood(
     rtol, atol = _ode.check_tolerances(rtol, atol)
     if divergence is not None and not callable(divergence):
         raise TypeError(f"divergence must be callable as divergence(x, sigma) -> (B,), got {type(divergence).__name__}")
+    _config(scheduler)
     return likelihood_with(model, x, _backend(x), scheduler=scheduler, trace=trace, noise=noise, rtol=rtol,
                            atol=atol, generator=generator, divergence=divergence, dequantize=bool(dequantize))
 

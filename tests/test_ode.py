@@ -91,20 +91,11 @@ def test_rk45_matches_scipy(backend: LoadedBackend) -> None:
 def test_rk45_on_dask() -> None:
     """Dask: each attempted step is persisted (the backend's ``settle``) and one 0-d value computed."""
     da = pytest.importorskip("dask.array")
-    import dask
-
-    class DaskLoops(_autodiff.PythonBackend):
-        def readable(self, x: Any) -> bool:
-            return False
-
-        def settle(self, *arrays: Any) -> tuple[Any, ...]:
-            return tuple(dask.persist(*arrays))
-
     gm = ring()
     x0 = _start(4, seed=0)
     ref, ref_nfe = scipy_flow(gm, x0, SIGMA_MAX, SIGMA_EPS, rtol=1e-3, atol=1e-3)
     solution = ode.integrate(gm, da.from_array(x0, chunks=(2, 2)), SIGMA_MAX, SIGMA_EPS, rtol=1e-3, atol=1e-3,
-                             backend=DaskLoops(da))
+                             backend=_autodiff.backend_for(da))
     np.testing.assert_allclose(np.asarray(solution.y[0]), ref, rtol=0, atol=1e-9)
     assert int(solution.nfe) == ref_nfe
 
@@ -136,12 +127,13 @@ def _gaussian_map(x: np.ndarray, s: float, sigma_from: float, sigma_to: float) -
 )
 def test_ode_maps_gaussian_prior_onto_gaussian_data(s: float, sigma_max: float, dim: int, seed: int) -> None:
     """With the exact score of N(0, s^2 I), the ODE carries N(0, (sigma_max^2 + s^2) I) onto
-    N(0, (sigma_min^2 + s^2) I) pointwise: the global error stays within a few tolerances."""
+    N(0, (sigma_min^2 + s^2) I) pointwise, to a few tolerances (the global error of RK45 at rtol = atol = 1e-5)."""
     gm = GaussianMixture([1.0], [[0.0] * dim], [s])
     x0 = np.random.default_rng(seed).standard_normal((5, dim)) * math.sqrt(sigma_max**2 + s**2)
     out = ode.integrate(gm, x0, sigma_max, SIGMA_MIN).y[0]
     exact = _gaussian_map(x0, s, sigma_max, SIGMA_MIN)
-    np.testing.assert_allclose(out, exact, rtol=0, atol=20 * (1e-5 + 1e-5 * np.max(np.abs(exact))))
+    # the global error measured over 150 random cases peaked at 1.4 tolerances
+    np.testing.assert_allclose(out, exact, rtol=0, atol=5 * (1e-5 + 1e-5 * np.max(np.abs(exact))))
 
 
 @pytest.mark.parametrize("method", ["euler", "heun"])

@@ -2,9 +2,10 @@
 
 Two kinds of object, both applied by the sampling loop, never by a sampler itself:
 
-- a **constraint**, ``constraint(x, x_mean, sigma, noise) -> (x, x_mean)``, called after every update with the
-  noise level ``sigma`` the sample has just reached: the known part of the sample is replaced by the known data
-  noised to that level, ``known + sigma z`` (a draw of the forward marginal), and the mean's by ``known``.
+- a **constraint**, ``constraint.apply(x, x_mean, sigma, noise) -> (x, x_mean)`` (also its ``__call__``), called
+  after every update with the noise level ``sigma`` the sample has just reached: the known part of the sample is
+  replaced by the known data noised to that level, ``known + sigma z`` (a draw of the forward marginal), and the
+  mean's by ``known``.
   :class:`Inpainting` knows some values (a mask); :class:`Colorization` knows the grey channel of a decoupled
   colour space (Appendix I.3): a fixed orthogonal 3x3 mixing of the colour channels whose first row is the grey
   direction ``(1, 1, 1) / sqrt(3)``, so that the grey channel is a coordinate of its own;
@@ -103,12 +104,16 @@ class Inpainting:
         self.known = known
         self.mask = mask if mask.dtype == known.dtype else xp.astype(mask, known.dtype)
 
-    def __call__(self, x: Array, x_mean: Array, sigma: Any, noise: Noise) -> tuple[Array, Array]:
-        xp = array_namespace(x)
+    def apply(self, x: Array, x_mean: Array, sigma: Any, noise: Noise, *, xp: Namespace | None = None
+              ) -> tuple[Array, Array]:
+        """``(x, x_mean)`` with the known part imposed at noise level ``sigma`` (one ``noise(x)`` draw)."""
+        xp = array_namespace(x) if xp is None else xp
         _check_like(x, self.known, "known data")
         noisy = self.known + _level(sigma, x, xp) * noise(x)
         keep = 1 - self.mask
         return x * keep + noisy * self.mask, x_mean * keep + self.known * self.mask
+
+    __call__ = apply
 
 
 class Colorization:
@@ -129,8 +134,10 @@ class Colorization:
         self.known = decouple(grey)[:, :1, ...]  # (B, 1, ...)
         self.shape = tuple(grey.shape)
 
-    def __call__(self, x: Array, x_mean: Array, sigma: Any, noise: Noise) -> tuple[Array, Array]:
-        xp = array_namespace(x)
+    def apply(self, x: Array, x_mean: Array, sigma: Any, noise: Noise, *, xp: Namespace | None = None
+              ) -> tuple[Array, Array]:
+        """``(x, x_mean)`` with the grey coordinate imposed at noise level ``sigma`` (one ``noise`` draw)."""
+        xp = array_namespace(x) if xp is None else xp
         if tuple(x.shape) != self.shape:
             raise ValueError(f"the sample has shape {tuple(x.shape)} but the grey image has shape {self.shape}")
         noisy = self.known + _level(sigma, self.known, xp) * noise(self.known)
@@ -138,6 +145,8 @@ class Colorization:
         y = xp.concat([noisy, y[:, 1:, ...]], axis=1)
         y_mean = xp.concat([self.known, y_mean[:, 1:, ...]], axis=1)
         return couple(y, xp=xp), couple(y_mean, xp=xp)
+
+    __call__ = apply
 
 
 class Guided:

@@ -432,7 +432,7 @@ def sample_ode(
     denoise
         Take the final step to ``sigma = 0`` (when ``sigmas[-1] == 0``): ``x <- D(x, sigma)``.
     constraint
-        Controllable generation (:mod:`sdeve.controllable`): ``constraint(x, x, sigma_next, noise)`` after every
+        Controllable generation (:mod:`sdeve.controllable`): ``constraint.apply(x, x, sigma_next, noise)`` after every
         fixed step; not with ``"rk45"`` (a jump the error control cannot integrate: ``ValueError``).
 
     Returns
@@ -452,7 +452,7 @@ def sample_ode(
     for i in range(len(levels) - 1):
         x, denoised = step(model, x, levels[i], levels[i + 1])
         if constraint is not None:
-            x, _ = constraint(x, x, levels[i + 1], noise)
+            x, _ = constraint.apply(x, x, levels[i + 1], noise)
         if callback is not None:
             callback({"i": i, "sigma": levels[i], "sigma_next": levels[i + 1], "x": x, "denoised": denoised})
     return x

@@ -27,7 +27,9 @@ from collections.abc import Callable
 from typing import Any
 
 from ._xp import Array, Namespace, array_namespace, device_of
+from .backends import backend_for
 from .samplers import ode as _ode
+from .samplers.pc import score as _score
 
 __all__ = ["LogLikelihood", "decode", "encode", "log_likelihood"]
 
@@ -96,13 +98,6 @@ def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
     return value.lower()
 
 
-def _backend(x: Array) -> Any:
-    """The array library's adapter (autodiff, loops, noise)."""
-    from .backends import backend_for  # noqa: PLC0415 - the registry imports adapters lazily
-
-    return backend_for(x)
-
-
 # ---------------------------------------------------------------------------------------------- divergences
 def _per_example_sum(a: Array, xp: Namespace) -> Array:
     return xp.sum(xp.reshape(a, (a.shape[0], -1)), axis=1)
@@ -124,7 +119,7 @@ def _hutchinson(model: Model, backend: Any, probe: Array) -> Callable[[Array, Ar
 
     def score_and_div(x: Array, sigma: Array) -> tuple[Array, Array]:
         xp = array_namespace(x)
-        score, product = _value_and_vjp(backend, lambda z: _ode.checked_score(model, z, sigma), x, probe)
+        score, product = _value_and_vjp(backend, lambda z: _score(model, z, sigma), x, probe)
         return score, _per_example_sum(product * probe, xp)
 
     return score_and_div
@@ -145,7 +140,7 @@ def _exact_autodiff(model: Model, backend: Any) -> Callable[[Array, Array], tupl
         which = xp.reshape(xp.arange(dim, device=device_of(x)), (dim, 1) + (1,) * len(tail))
         basis = xp.astype(xp.broadcast_to(index == which, (dim, batch, *tail)), x.dtype)
         basis = xp.reshape(basis, (dim * batch, *tail))
-        value, rows = _value_and_vjp(backend, lambda z: _ode.checked_score(model, z, sigmas), copies, basis)
+        value, rows = _value_and_vjp(backend, lambda z: _score(model, z, sigmas), copies, basis)
         diagonal = xp.reshape(_per_example_sum(rows * basis, xp), (dim, batch))
         return value[:batch, ...], xp.sum(diagonal, axis=0)
 
@@ -163,7 +158,7 @@ def _given(model: Model, divergence: Divergence) -> Callable[[Array, Array], tup
             raise ValueError(f"divergence(x, sigma) must return shape (B,) = ({x.shape[0]},), got "
                              f"{type(div).__name__} of shape {tuple(getattr(div, 'shape', ()))}")
         xp = array_namespace(x)
-        return _ode.checked_score(model, x, sigma), (div if div.dtype == x.dtype else xp.astype(div, x.dtype))
+        return _score(model, x, sigma), (div if div.dtype == x.dtype else xp.astype(div, x.dtype))
 
     return score_and_div
 
@@ -209,6 +204,24 @@ def _dequantized(backend: Any, source: Any, x: Array) -> tuple[Array, Any]:
     z2, source = _normal(backend, source, x)
     u = -xp.expm1(-(z1 * z1 + z2 * z2) / 2)
     return ((_BINS - 1) * x + u) / _BINS, source
+
+
+def _likelihood_program(model: Model, dynamic: tuple[Array, Array | None], static: tuple[Any, ...]
+                        ) -> _ode.Solution:
+    """The augmented ODE for ``(x, delta_logp)`` from ``t = sampling_eps`` to 1, as one program the backend may
+    compile (JAX: ``jax.jit`` around ``lax.while_loop``, the VJPs inside)."""
+    x, probe = dynamic
+    backend, (sigma_min, sigma_max, eps), mode, divergence, rtol, atol = static
+    if mode == "given":
+        score_and_div = _given(model, divergence)
+    elif mode == "hutchinson":
+        score_and_div = _hutchinson(model, backend, probe)
+    else:
+        score_and_div = _exact_autodiff(model, backend)
+    xp = array_namespace(x)
+    start = (x, xp.zeros((x.shape[0],), dtype=x.dtype, device=device_of(x)))
+    rhs = _augmented(score_and_div, sigma_min, math.log(sigma_max / sigma_min))
+    return _ode.solve_rk45(rhs, start, eps, 1.0, rtol=rtol, atol=atol, backend=backend)
 
 
 def _as(a: Array, dtype: Any, xp: Namespace) -> Array:
@@ -269,7 +282,7 @@ def log_likelihood(
     if divergence is not None and not callable(divergence):
         raise TypeError(f"divergence must be callable as divergence(x, sigma) -> (B,), got {type(divergence).__name__}")
     _config(scheduler)
-    return likelihood_with(model, x, _backend(x), scheduler=scheduler, trace=trace, noise=noise, rtol=rtol,
+    return likelihood_with(model, x, backend_for(x), scheduler=scheduler, trace=trace, noise=noise, rtol=rtol,
                            atol=atol, generator=generator, divergence=divergence, dequantize=bool(dequantize))
 
 
@@ -287,17 +300,12 @@ def likelihood_with(
         if backend.readable(x) and not bool(xp.all((x >= 0) & (x <= 1))):
             raise ValueError("dequantize=True expects 8-bit data scaled to [0, 1] (values k / 255)")
         x, source = _dequantized(backend, source, x)
-    if divergence is not None:
-        score_and_div = _given(model, divergence)
-    elif trace == "hutchinson":
+    probe = None
+    if divergence is None and trace == "hutchinson":
         probe, source = _probe(backend, source, x, noise)
-        score_and_div = _hutchinson(model, backend, probe)
-    else:
-        score_and_div = _exact_autodiff(model, backend)
-    log_ratio = math.log(sigma_max / sigma_min)
-    start = (x, xp.zeros((x.shape[0],), dtype=x.dtype, device=device_of(x)))
-    solution = _ode.solve_rk45(_augmented(score_and_div, sigma_min, log_ratio), start, eps, 1.0, rtol=rtol,
-                               atol=atol, backend=backend)
+    mode = "given" if divergence is not None else trace
+    static = (backend, (sigma_min, sigma_max, eps), mode, divergence, rtol, atol)
+    solution = backend.compile_program(_likelihood_program, model, (x, probe), static)
     z, delta = _ode.finished(solution, backend)
     dim = math.prod(int(d) for d in x.shape[1:])
     prior = -0.5 * dim * math.log(2 * math.pi * sigma_max**2) - _per_example_sum(z * z, xp) / (2 * sigma_max**2)
@@ -332,7 +340,6 @@ def _flow(model: Model, x: Array, scheduler: Any, rtol: float, atol: float, *, u
     sigma_min, sigma_max, eps = _config(scheduler)
     start = sigma_min * (sigma_max / sigma_min) ** eps
     ends = (start, sigma_max) if upward else (sigma_max, start)
-    backend = _backend(x)
-    solution = _ode.integrate(model, x, *ends, sigma_min=sigma_min, sigma_max=sigma_max, rtol=rtol, atol=atol,
-                              backend=backend)
-    return _ode.finished(solution, backend)[0]
+    x, _ = _ode.solve_flow(model, x, *ends, backend=backend_for(x), sigma_min=sigma_min, sigma_max=sigma_max,
+                           rtol=rtol, atol=atol)
+    return x

@@ -87,10 +87,7 @@ def test_colorization_is_exact_for_isotropic_gaussian_images() -> None:
     sigma_max, sigma_min = 40.0, 0.01
     sigmas = list(sigma_min * (sigma_max / sigma_min) ** np.linspace(1, 0, 60)) + [0.0]
     x0 = mu + rng.standard_normal((n, *shape)) * math.sqrt(sigma_max**2 + s**2)  # the exact marginal at sigma_max
-
-    def noise(like: Any) -> np.ndarray:
-        return rng.standard_normal(tuple(like.shape))
-
+    noise = sdeve.NoiseSource(sdeve.backend_for(np), rng)
     out = ode.sample_ode(gm, x0, sigmas, method="heun", constraint=Colorization(target), noise=noise)
     y = decouple(out)
     np.testing.assert_allclose(y[:, :1], decouple(target)[:, :1], atol=1e-12)

@@ -15,11 +15,12 @@ from typing import Any
 import numpy as np
 import pytest
 
+import sdeve
 import sdeve.likelihood as likelihood
+from sdeve.likelihood import log_likelihood
 from conformance.backends import LoadedBackend
 from sdeve.config import SdeVeConfig
 from sdeve.oracles import GaussianMixture, ring
-from tests import _autodiff
 
 CONFIG = SdeVeConfig()
 SIGMA_EPS = CONFIG.sigma_min * (CONFIG.sigma_max / CONFIG.sigma_min) ** CONFIG.sampling_eps
@@ -46,22 +47,6 @@ def mixture(dim: int) -> GaussianMixture:
         return ring()
     rng = np.random.default_rng(5)
     return GaussianMixture([1.0, 2.0, 1.0], rng.standard_normal((3, dim)) * 2.0, [0.5, 0.8, 1.0])
-
-
-def run(where: Any, model: Any, x: Any, **options: Any) -> likelihood.LogLikelihood:
-    """``log_likelihood`` on ``x`` with the adapter of its namespace; on JAX compiled with ``jax.jit``."""
-    xp = where.xp if isinstance(where, LoadedBackend) else where
-    backend = _autodiff.backend_for(xp)
-    if "jax" not in getattr(xp, "__name__", ""):
-        return likelihood.likelihood_with(model, x, backend, **options)
-    import jax
-
-    def solve(a: Any) -> tuple[Any, ...]:
-        out = likelihood.likelihood_with(model, a, backend, **options)
-        return out.nats, out.bits_per_dim, out.nfe, out.latent
-
-    nats, bpd, nfe, latent = jax.jit(solve)(x)
-    return likelihood.LogLikelihood(nats, bpd, int(nfe), latent)
 
 
 def config_for(gm: GaussianMixture) -> SdeVeConfig:
@@ -105,11 +90,11 @@ def test_exact_trace_gives_the_exact_density(where: str, dim: int) -> None:
     config = config_for(gm)
     points = gm.sample(8, generator=dim, dtype=np.float64)
     if where == "numpy":
-        result = run(np, gm, points, divergence=gm.divergence, scheduler=config)
+        result = log_likelihood(gm, points, divergence=gm.divergence, scheduler=config)
         to_numpy = np.asarray
     else:
         xp, make, to_numpy = _torch_or_jax(where)
-        result = run(xp, gm, make(points), trace="exact", scheduler=config)
+        result = log_likelihood(gm, make(points), trace="exact", scheduler=config)
     nats, latent = to_numpy(result.nats), to_numpy(result.latent)
     assert np.max(np.abs(prior_mismatch(gm, latent, config))) / dim < TOLERANCE / 5
     sigma_eps = config.sigma_min * (config.sigma_max / config.sigma_min) ** config.sampling_eps
@@ -119,18 +104,20 @@ def test_exact_trace_gives_the_exact_density(where: str, dim: int) -> None:
     assert isinstance(result.nfe, int) and result.nfe > 2
 
 
-@pytest.mark.parametrize("probe", ["rademacher", "gaussian"])
-@pytest.mark.parametrize("where", ["torch", pytest.param("jax", marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+    ("where", "probe"),
+    [("torch", "rademacher"), ("torch", "gaussian"), pytest.param("jax", "rademacher", marks=pytest.mark.slow)],
+)
 def test_hutchinson_is_unbiased(where: str, probe: str) -> None:
     """One point, 200 independent probes (one per copy): their mean is within 3 standard errors of the exact
     trace's value."""
     gm = mixture(2)
     point = gm.sample(1, generator=3, dtype=np.float64)
     copies = np.repeat(point, 200, axis=0)
-    exact = float(run(np, gm, point, divergence=gm.divergence).nats[0])
+    exact = float(log_likelihood(gm, point, divergence=gm.divergence).nats[0])
     xp, make, to_numpy = _torch_or_jax(where)
     with _float64(where):
-        estimates = to_numpy(run(xp, gm, make(copies), noise=probe, generator=7).nats)
+        estimates = to_numpy(log_likelihood(gm, make(copies), noise=probe, generator=7).nats)
     standard_error = float(np.std(estimates, ddof=1)) / math.sqrt(len(estimates))
     assert standard_error > 0
     assert abs(float(np.mean(estimates)) - exact) < 3 * standard_error, (np.mean(estimates), exact, standard_error)
@@ -140,13 +127,15 @@ def test_divergence_given_on_every_backend(backend: LoadedBackend) -> None:
     """With ``divergence=`` every namespace computes the likelihood (no autodiff needed), as NumPy does."""
     if backend.name == "dask":
         pytest.skip("dask: every attempted step is a persisted graph; the ODE itself is checked on it (slow)")
+    if backend.name == "jax":
+        pytest.skip("jax: compiled likelihoods are checked by the exact-trace and Hutchinson tests")
     gm = mixture(2)
     points = gm.sample(4, generator=0, dtype=np.float64)
-    expected = run(np, gm, points, divergence=gm.divergence).nats
+    expected = log_likelihood(gm, points, divergence=gm.divergence).nats
     wide = "float64" if "float64" in backend.dtypes() else "float32"
     dtype = backend.dtypes()[wide]
     with backend.context():
-        result = run(backend, gm, backend.asarray(points, dtype=dtype), divergence=gm.divergence)
+        result = log_likelihood(gm, backend.asarray(points, dtype=dtype), divergence=gm.divergence)
     assert result.nats.dtype == dtype and tuple(result.nats.shape) == (4,)
     atol = 1e-9 if wide == "float64" else 1e-4
     np.testing.assert_allclose(backend.to_numpy(result.nats), expected, rtol=0, atol=atol)
@@ -155,8 +144,8 @@ def test_divergence_given_on_every_backend(backend: LoadedBackend) -> None:
 def test_divergence_takes_precedence_over_the_trace_option() -> None:
     gm = mixture(2)
     points = gm.sample(4, generator=0, dtype=np.float64)
-    a = run(np, gm, points, divergence=gm.divergence)
-    b = run(np, gm, points, divergence=gm.divergence, trace="exact", noise="gaussian")
+    a = log_likelihood(gm, points, divergence=gm.divergence)
+    b = log_likelihood(gm, points, divergence=gm.divergence, trace="exact", noise="gaussian")
     np.testing.assert_array_equal(a.nats, b.nats)
 
 
@@ -166,7 +155,7 @@ def test_latent_is_the_encoding_and_matches_scipy() -> None:
 
     gm = mixture(2)
     points = gm.sample(4, generator=1, dtype=np.float64)
-    result = run(np, gm, points, divergence=gm.divergence)
+    result = log_likelihood(gm, points, divergence=gm.divergence)
     code, _ = scipy_flow(gm, points, SIGMA_EPS, CONFIG.sigma_max)
     np.testing.assert_allclose(result.latent, code, rtol=0, atol=50 * (1e-5 + 1e-5 * np.max(np.abs(code))))
 
@@ -175,7 +164,7 @@ def test_latent_is_the_encoding_and_matches_scipy() -> None:
 def test_dequantization_noise_is_uniform_within_the_bin() -> None:
     """``(255 x + u) / 256`` with ``u = 1 - exp(-(z1^2 + z2^2) / 2)``: uniform on [0, 1) (Kolmogorov-Smirnov)."""
     stats = pytest.importorskip("scipy.stats")
-    backend = _autodiff.backend_for(np)
+    backend = sdeve.backend_for(np)
     x = np.zeros((50_000, 1))
     out, _ = likelihood._dequantized(backend, backend.make_generator(0), x)
     u = out.ravel() * 256
@@ -187,9 +176,9 @@ def test_dequantized_likelihood_adds_song_offset() -> None:
     """8-bit data in [0, 1]: nats = log p(dequantized) + D ln 256, and bits/dim = -nats / (D ln 2)."""
     gm = GaussianMixture([1.0, 1.0], [[0.3, 0.6], [0.7, 0.2]], [0.08, 0.1])
     data = np.clip(np.round(gm.sample(6, generator=2, dtype=np.float64) * 255), 0, 255) / 255
-    backend = _autodiff.backend_for(np)
+    backend = sdeve.backend_for(np)
     dequantized, _ = likelihood._dequantized(backend, backend.make_generator(11), data)
-    result = run(np, gm, data, divergence=gm.divergence, dequantize=True, generator=11)
+    result = log_likelihood(gm, data, divergence=gm.divergence, dequantize=True, generator=11)
     expected = gm.log_prob(dequantized, SIGMA_EPS) + 2 * math.log(256)
     assert np.max(np.abs(result.nats - expected)) / 2 < TOLERANCE
     np.testing.assert_allclose(result.bits_per_dim, -result.nats / (2 * math.log(2)))
@@ -197,7 +186,7 @@ def test_dequantized_likelihood_adds_song_offset() -> None:
 
 def test_dequantize_needs_data_in_the_unit_interval() -> None:
     with pytest.raises(ValueError, match=r"scaled to \[0, 1\]"):
-        run(np, ring(), np.full((2, 2), 3.0), divergence=ring().divergence, dequantize=True)
+        log_likelihood(ring(), np.full((2, 2), 3.0), divergence=ring().divergence, dequantize=True)
 
 
 # ---------------------------------------------------------------------------------------------- bad input
@@ -235,9 +224,43 @@ def test_bad_data_and_model() -> None:
 def test_divergence_of_the_wrong_shape() -> None:
     gm = ring()
     with pytest.raises(ValueError, match=r"divergence\(x, sigma\) must return shape \(B,\)"):
-        run(np, gm, _points(), divergence=lambda x, s: gm.divergence(x, s)[:, None])
+        log_likelihood(gm, _points(), divergence=lambda x, s: gm.divergence(x, s)[:, None])
 
 
 def test_no_autodiff_and_no_divergence_is_a_type_error() -> None:
     with pytest.raises(TypeError, match="no automatic differentiation"):
-        run(np, ring(), _points())
+        log_likelihood(ring(), _points())
+
+
+# ---------------------------------------------------------------------------------------------- encode, decode
+_ORACLE_CACHE = pytest.mark.xfail(
+    strict=True,
+    reason="GaussianMixture._params caches arrays built while jax.jit traces, so the same mixture in a second "
+           "compiled program (decode after encode) meets a leaked tracer (UnexpectedTracerError)",
+)
+
+
+@pytest.mark.parametrize("where", ["numpy", "torch", pytest.param("jax", marks=_ORACLE_CACHE)])
+def test_decode_inverts_encode(where: str) -> None:
+    """``decode(encode(x)) == x`` to the tolerance, and ``encode`` is the likelihood's latent."""
+    gm = mixture(2)
+    points = gm.sample(6, generator=4, dtype=np.float64)
+    if where == "numpy":
+        make, to_numpy = np.asarray, np.asarray
+    else:
+        _, make, to_numpy = _torch_or_jax(where)
+    with _float64(where):
+        x = make(points)
+        code = likelihood.encode(gm, x)
+        back = to_numpy(likelihood.decode(gm, code))
+        assert tuple(code.shape) == points.shape
+        latent = to_numpy(log_likelihood(gm, x, divergence=gm.divergence).latent)
+    np.testing.assert_allclose(back, points, rtol=0, atol=20 * 1e-5 * (1 + np.max(np.abs(points))))
+    np.testing.assert_allclose(to_numpy(code), latent, rtol=0, atol=20 * 1e-5 * (1 + np.max(np.abs(latent))))
+
+
+def test_encode_decode_bad_input() -> None:
+    with pytest.raises(ValueError, match="rtol must be finite and > 0"):
+        likelihood.encode(ring(), _points(), rtol=-1.0)
+    with pytest.raises(TypeError, match="z must be an array"):
+        likelihood.decode(ring(), [[1.0, 2.0]])

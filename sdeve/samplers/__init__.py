@@ -14,6 +14,7 @@ from .._xp import Array
 from ..schedule import Schedule
 from ._loop import run_fixed
 from ._run import Run
+from .ode import run_ode
 from .pc import CORRECTORS, PREDICTORS, Inpainting, PCStepper
 
 __all__ = ["SAMPLERS", "SamplerSpec", "lookup", "register"]
@@ -73,5 +74,6 @@ def run_pc(run: Run, *, predictor: str = "reverse_diffusion", corrector: str = "
 
 
 register(SamplerSpec("pc", run_pc, ("predictor", "corrector", "snr", "correct_steps")))
+register(SamplerSpec("ode", run_ode, ("method", "rtol", "atol")))
 
 SAMPLERS: tuple[str, ...] = tuple(_REGISTRY)

@@ -29,21 +29,34 @@ The module gets its namespace from the arrays it is handed and imports no framew
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 from .._xp import Array, Namespace, array_namespace, device_of, index_dtype, schedule_dtype
+from ..backends import backend_for
+from ..controllable import Inpainting
+from ..protocols import NoiseSource
+from ..schedule import sigma_of_t, timesteps_host
+from ._loop import Carry, Table, run_fixed, static_field
+from ._run import Run
+from .pc import score
 
 __all__ = [
     "METHODS",
+    "FlowStepper",
     "Solution",
     "check_method",
+    "check_sigmas",
     "check_tolerances",
+    "denoiser",
     "finished",
     "flow_rhs",
     "integrate",
+    "run_ode",
     "sample_ode",
+    "solve_flow",
     "solve_rk45",
 ]
 
@@ -320,20 +333,9 @@ def drift(model: Model, x: Array, t: Array, sigma_min: float, log_ratio: float) 
     """``(dx/dt, the score, -log_ratio sigma(t)^2 as 0-d in x's dtype)`` of the probability-flow ODE at ``t``."""
     xp = array_namespace(x)
     sigma_b, sigma = noise_level(t, sigma_min, log_ratio, x, xp)
-    score = checked_score(model, x, sigma_b)
+    s = score(model, x, sigma_b)
     rate = _cast(-log_ratio * sigma * sigma, x.dtype, xp)
-    return rate * score, score, rate
-
-
-def checked_score(model: Model, x: Array, sigma: Array) -> Array:
-    """``model(x, sigma)``; ``ValueError`` unless it has ``x``'s shape."""
-    score = model(x, sigma)
-    if tuple(getattr(score, "shape", ())) != tuple(x.shape):
-        raise ValueError(
-            f"model(x, sigma) must return the score with x's shape {tuple(x.shape)}, got "
-            f"{type(score).__name__} of shape {tuple(getattr(score, 'shape', ()))}"
-        )
-    return score
+    return rate * s, s, rate
 
 
 def integrate(
@@ -345,7 +347,8 @@ def integrate(
     :func:`solve_rk45`, in Song's time ``t = ln(sigma / sigma_min) / ln(sigma_max / sigma_min)``.
 
     ``sigma_min``/``sigma_max`` fix that time's origin and scale (the step-size controller's initial step
-    depends on the scale); default the two ends of the solve. Returns the :class:`Solution` with ``y == (x,)``.
+    depends on the scale); default the two ends of the solve. Returns the :class:`Solution` with ``y == (x,)``;
+    :func:`solve_flow` is the same as one compiled program, checked.
     """
     lo = min(sigma_from, sigma_to) if sigma_min is None else float(sigma_min)
     hi = max(sigma_from, sigma_to) if sigma_max is None else float(sigma_max)
@@ -357,121 +360,22 @@ def integrate(
                       max_steps=max_steps)
 
 
-def denoise_step(model: Model, x: Array, sigma: float) -> Array:
-    """Song's final denoising step: ``D(x, sigma) = x + sigma^2 model(x, sigma)`` (Tweedie's formula)."""
-    xp = array_namespace(x)
-    sigma_b = xp.full((x.shape[0],), float(sigma), dtype=x.dtype, device=device_of(x))
-    return x + (float(sigma) ** 2) * checked_score(model, x, sigma_b)
+def _flow_program(model: Model, dynamic: tuple[Array], static: tuple[Any, ...]) -> Solution:
+    backend, ends, scale, rtol, atol, max_steps = static
+    return integrate(model, dynamic[0], *ends, sigma_min=scale[0], sigma_max=scale[1], rtol=rtol, atol=atol,
+                     backend=backend, max_steps=max_steps)
 
 
-# ---------------------------------------------------------------------------------------------- fixed steps
-def _euler(model: Model, x: Array, sigma: float, sigma_next: float) -> tuple[Array, Array]:
-    """``(x + (sigma_next - sigma) d, D(x, sigma))`` with ``d = (x - D) / sigma``: one evaluation."""
-    denoised = denoise_step(model, x, sigma)
-    return x + ((sigma_next - sigma) / sigma) * (x - denoised), denoised
-
-
-def _heun(model: Model, x: Array, sigma: float, sigma_next: float) -> tuple[Array, Array]:
-    """Heun's step (Karras et al. 2022, Alg. 1): Euler, then the trapezoidal correction (two evaluations);
-    Euler alone when ``sigma_next == 0``."""
-    euler, denoised = _euler(model, x, sigma, sigma_next)
-    if sigma_next == 0:
-        return euler, denoised
-    d = (x - denoised) / sigma
-    d_next = (euler - denoise_step(model, euler, sigma_next)) / sigma_next
-    return x + (0.5 * (sigma_next - sigma)) * (d + d_next), denoised
-
-
-_FIXED = {"euler": _euler, "heun": _heun}
-
-
-def check_sigmas(sigmas: Any) -> list[float]:
-    """``sigmas`` as a list of Python floats: at least two, finite, strictly decreasing, all > 0 but the last
-    (which may be 0); ``ValueError`` saying what was expected otherwise."""
-    try:
-        values = [float(s) for s in sigmas]
-    except TypeError:
-        raise TypeError(f"sigmas must be a sequence of noise levels, got {type(sigmas).__name__}") from None
-    if len(values) < 2:
-        raise ValueError(f"sigmas must hold at least two noise levels, got {len(values)}")
-    ok = all(math.isfinite(s) for s in values) and all(s > 0 for s in values[:-1]) and values[-1] >= 0
-    if not ok or any(b >= a for a, b in zip(values, values[1:])):
-        raise ValueError(f"sigmas must be finite, > 0 (the last may be 0) and strictly decreasing, got {values}")
-    return values
-
-
-def sample_ode(
-    model: Model, x: Array, sigmas: Sequence[float], *, noise: Any = None,
-    callback: Callable[[dict[str, Any]], Any] | None = None, disable: bool | None = None, backend: Any = None,
-    method: str = "rk45", rtol: float = 1e-5, atol: float = 1e-5, denoise: bool = True,
-    constraint: Any = None,
-) -> Array:
-    """Sample by solving the probability-flow ODE from ``sigmas[0]`` down (Song et al. 2021, Sec. 4.3).
-
-    Parameters
-    ----------
-    model
-        ``model(x, sigma) -> grad_x log p_sigma(x)``; ``sigma`` a ``(B,)`` array in ``x``'s dtype.
-    x
-        ``(B, ...)``: the start, a draw of ``N(0, sigmas[0]^2 I)`` (already scaled).
-    sigmas
-        Decreasing noise levels (Python floats, data units), the last one 0 (k-diffusion's convention):
-        ``"euler"``/``"heun"`` step through each; ``"rk45"`` solves from ``sigmas[0]`` to the last positive level
-        with its own steps. The step from the last positive level to 0 is Song's denoising step.
-    noise
-        Unused (the ODE is deterministic); taken so that every sampler has one signature.
-    callback
-        ``callback({"i", "sigma", "sigma_next", "x", "denoised"})`` after each fixed step; after ``"rk45"``'s
-        whole solve (``i = 0``, no ``denoised``) and after the denoising step.
-    disable
-        Unused (no progress bar of its own).
-    backend
-        The array library's adapter: ``while_loop`` for ``"rk45"``; ``None``: Python loops.
-    method, rtol, atol
-        The solver (:data:`METHODS`) and, for ``"rk45"``, its tolerances (Song's defaults, 1e-5).
-    denoise
-        Take the final step to ``sigma = 0`` (when ``sigmas[-1] == 0``): ``x <- D(x, sigma)``.
-    constraint
-        Controllable generation (:mod:`sdeve.controllable`): ``constraint.apply(x, x, sigma_next, noise)`` after every
-        fixed step; not with ``"rk45"`` (a jump the error control cannot integrate: ``ValueError``).
-
-    Returns
-    -------
-    Array of ``x``'s shape, namespace, device and dtype.
-    """
-    method = check_method(method)
-    rtol, atol = check_tolerances(rtol, atol)
-    levels = check_sigmas(sigmas)
-    if levels[-1] == 0 and not denoise:
-        levels = levels[:-1]  # stop at the last positive level
-    if method == "rk45":
-        if constraint is not None:
-            raise ValueError("constraints (inpainting, colorization) need fixed steps: method='euler' or 'heun'")
-        return _sample_adaptive(model, x, levels, rtol, atol, backend, callback)
-    step = _FIXED[method]
-    for i in range(len(levels) - 1):
-        x, denoised = step(model, x, levels[i], levels[i + 1])
-        if constraint is not None:
-            x, _ = constraint.apply(x, x, levels[i + 1], noise)
-        if callback is not None:
-            callback({"i": i, "sigma": levels[i], "sigma_next": levels[i + 1], "x": x, "denoised": denoised})
-    return x
-
-
-def _sample_adaptive(model: Model, x: Array, levels: list[float], rtol: float, atol: float, backend: Any,
-                     callback: Callable[[dict[str, Any]], Any] | None) -> Array:
-    """RK45 from ``levels[0]`` to the last positive level, then the denoising step when ``levels`` end in 0."""
-    positive = levels[:-1] if levels[-1] == 0 else levels
-    if len(positive) > 1:
-        solution = integrate(model, x, positive[0], positive[-1], rtol=rtol, atol=atol, backend=backend)
-        x = finished(solution, backend)[0]
-        if callback is not None:
-            callback({"i": 0, "sigma": positive[0], "sigma_next": positive[-1], "x": x})
-    if levels[-1] == 0:
-        x = denoise_step(model, x, positive[-1])
-        if callback is not None:
-            callback({"i": 1, "sigma": positive[-1], "sigma_next": 0.0, "x": x, "denoised": x})
-    return x
+def solve_flow(
+    model: Model, x: Array, sigma_from: float, sigma_to: float, *, backend: Any, sigma_min: float | None = None,
+    sigma_max: float | None = None, rtol: float = 1e-5, atol: float = 1e-5, max_steps: int = DEFAULT_MAX_STEPS,
+    strict: bool = False,
+) -> tuple[Array, Solution]:
+    """:func:`integrate` as one program the backend may compile (JAX: ``jax.jit`` around ``lax.while_loop``):
+    ``(x at sigma_to, the solution)``; ``RuntimeError`` (or NaN where unreadable) when it stopped short."""
+    static = (backend, (float(sigma_from), float(sigma_to)), (sigma_min, sigma_max), rtol, atol, max_steps)
+    solution = backend.compile_program(_flow_program, model, (x,), static, strict=strict)
+    return finished(solution, backend)[0], solution
 
 
 def finished(solution: Solution, backend: Any) -> State:
@@ -488,3 +392,190 @@ def finished(solution: Solution, backend: Any) -> State:
         return solution.y
     xp = array_namespace(*solution.y)
     return tuple(xp.where(ok, y, xp.full_like(y, math.nan)) for y in solution.y)
+
+
+def denoiser(model: Model, x: Array, sigma: Any, *, xp: Namespace) -> Array:
+    """``D(x, sigma) = x + sigma^2 model(x, sigma)`` (Tweedie's formula), the model told ``sigma`` as ``(B,)``;
+    ``sigma`` a Python float or a 0-d array in ``x``'s dtype. Taken as ``sigma (sigma s)``: ``sigma^2`` alone
+    overflows half precision."""
+    sigma_b = sigma * xp.ones((x.shape[0],), dtype=x.dtype, device=device_of(x))
+    return x + sigma * (sigma * score(model, x, sigma_b))
+
+
+# ---------------------------------------------------------------------------------------------- fixed steps
+@dataclasses.dataclass(frozen=True)
+class FlowStepper:
+    """Euler or Heun on the probability-flow ODE in ``sigma`` (k-diffusion's ``sample_euler``/``sample_heun``;
+    Karras et al. 2022, Alg. 1) as a :class:`~sdeve.samplers._loop.Stepper`; the carry is ``(x, denoised)``.
+
+    ``sigmas`` holds the ``num_steps + 1`` levels visited (decreasing, the last one 0 when denoising): a step
+    to 0 is ``x <- D(x, sigma)`` whatever the method, Song's denoising step. ``constraint`` (inpainting,
+    colorization: :mod:`sdeve.controllable`) is applied after every step at the level reached.
+    """
+
+    sigmas: Table
+    constraint: Any
+    num_steps: int = static_field()
+    method: str = static_field(default="euler")
+    ends_at_zero: bool = static_field(default=True)
+    xp: Namespace = static_field(default=None)
+
+    @classmethod
+    def build(cls, levels: Sequence[float], *, xp: Namespace, device: Any, dtype: Any, method: str,
+              constraint: Any = None) -> FlowStepper:
+        """The stepper over host ``levels``, moved once to ``xp`` on ``device`` in the sample's ``dtype``."""
+        table = Table.build(levels, xp=xp, device=device, dtype=dtype)
+        return cls(table, constraint, num_steps=len(levels) - 1, method=method, ends_at_zero=levels[-1] == 0,
+                   xp=xp)
+
+    def init(self, x: Array) -> Carry:
+        return (x, x)
+
+    def output(self, carry: Carry) -> Array:
+        return carry[0]
+
+    def step(self, model: Model, i: Any, carry: Carry, noise: NoiseSource, *, first: bool, last: bool) -> Carry:
+        xp = self.xp
+        x = carry[0]
+        sigma, sigma_next = self.sigmas.at(i, xp=xp), self.sigmas.at(i + 1, xp=xp)
+        denoised = denoiser(model, x, sigma, xp=xp)
+        if last and self.ends_at_zero:
+            x = denoised
+        elif self.method == "euler":
+            x = x + (sigma_next / sigma - 1) * (x - denoised)
+        else:
+            x = _heun(model, x, denoised, sigma, sigma_next, xp=xp)
+        if self.constraint is not None:
+            x, _ = self.constraint.apply(x, x, sigma_next, noise, xp=xp)
+        return x, denoised
+
+    def report(self, i: int, carry: Carry) -> dict[str, Any]:
+        host = self.sigmas.host
+        sigma, sigma_next = (host[i], host[i + 1]) if host is not None else (math.nan, math.nan)
+        return {"i": i, "sigma": sigma, "sigma_next": sigma_next, "sample": carry[0], "sample_mean": carry[1],
+                "x": carry[0], "denoised": carry[1]}
+
+    @property
+    def draws_per_step(self) -> int:
+        """Noise arrays per step: one for the constraint, none without."""
+        return 0 if self.constraint is None else 1
+
+
+def _heun(model: Model, x: Array, denoised: Array, sigma: Any, sigma_next: Any, *, xp: Namespace) -> Array:
+    """Heun's step: Euler to ``sigma_next``, then the trapezoidal rule with the slope there (2 evaluations)."""
+    d = (x - denoised) / sigma
+    euler = x + (sigma_next - sigma) * d
+    d_next = (euler - denoiser(model, euler, sigma_next, xp=xp)) / sigma_next
+    return x + (0.5 * (sigma_next - sigma)) * (d + d_next)
+
+
+# ---------------------------------------------------------------------------------------------- the sampler
+def check_sigmas(sigmas: Any) -> list[float]:
+    """``sigmas`` as a list of Python floats: at least two, finite, strictly decreasing, all > 0 but the last
+    (which may be 0); ``ValueError`` saying what was expected otherwise."""
+    try:
+        values = [float(s) for s in sigmas]
+    except TypeError:
+        raise TypeError(f"sigmas must be a sequence of noise levels, got {type(sigmas).__name__}") from None
+    if len(values) < 2:
+        raise ValueError(f"sigmas must hold at least two noise levels, got {len(values)}")
+    ok = all(math.isfinite(s) for s in values) and all(s > 0 for s in values[:-1]) and values[-1] >= 0
+    if not ok or any(b >= a for a, b in zip(values, values[1:])):
+        raise ValueError(f"sigmas must be finite, > 0 (the last may be 0) and strictly decreasing, got {values}")
+    return values
+
+
+def sample_ode(
+    model: Model, x: Array, sigmas: Sequence[float], *, noise: NoiseSource | None = None,
+    callback: Callable[[dict[str, Any]], Any] | None = None, disable: bool | None = None, backend: Any = None,
+    method: str = "rk45", rtol: float = 1e-5, atol: float = 1e-5, denoise: bool = True, constraint: Any = None,
+    strict: bool = False,
+) -> Array:
+    """Sample by solving the probability-flow ODE from ``sigmas[0]`` down (Song et al. 2021, Sec. 4.3).
+
+    Parameters
+    ----------
+    model
+        ``model(x, sigma) -> grad_x log p_sigma(x)``; ``sigma`` a ``(B,)`` array in ``x``'s dtype.
+    x
+        ``(B, ...)``: the start, a draw of the marginal at ``sigmas[0]`` (``sigmas[0] z``, or SDEdit's start).
+    sigmas
+        Decreasing noise levels (Python floats, data units), the last one 0 (k-diffusion's convention):
+        ``"euler"``/``"heun"`` step through each; ``"rk45"`` solves from ``sigmas[0]`` to the last positive level
+        with its own steps. The step from the last positive level to 0 is Song's denoising step.
+    noise
+        The noise source (only a ``constraint`` draws); default one from ``backend`` with fresh entropy.
+    callback, disable
+        ``callback(dict)`` after each fixed step (keys ``i``, ``sigma``, ``sigma_next``, ``x``, ``denoised``,
+        also as ``sample``/``sample_mean``); with ``"rk45"`` once after the solve and once after the denoising
+        step. ``disable=False`` shows a progress bar over fixed steps.
+    backend
+        The adapter of ``x``'s library (default: found from ``x``): ``while_loop`` and compiled programs.
+    method, rtol, atol
+        The solver (:data:`METHODS`) and, for ``"rk45"``, its tolerances (Song's defaults, 1e-5).
+    denoise
+        Take the final step to ``sigma = 0`` (when ``sigmas[-1] == 0``): ``x <- D(x, sigma)``.
+    constraint
+        Inpainting or colorization (:mod:`sdeve.controllable`): ``constraint.apply`` after every fixed step; not
+        with ``"rk45"``, whose error control cannot integrate a jump (``ValueError``).
+    strict
+        Raise ``TypeError`` when the backend cannot compile the run (an untraceable model), rather than step.
+
+    Returns
+    -------
+    Array of ``x``'s shape, namespace, device and dtype.
+    """
+    method = check_method(method)
+    rtol, atol = check_tolerances(rtol, atol)
+    levels = check_sigmas(sigmas)
+    if levels[-1] == 0 and not denoise:
+        levels = levels[:-1]
+    if backend is None:
+        backend = noise.backend if noise is not None else backend_for(x)
+    if method == "rk45":
+        if constraint is not None:
+            raise ValueError("constraints (inpainting, colorization) need fixed steps: method='euler' or 'heun'")
+        return _sample_adaptive(model, x, levels, rtol, atol, backend, callback, strict)
+    stepper = FlowStepper.build(levels, xp=array_namespace(x), device=device_of(x), dtype=x.dtype, method=method,
+                                constraint=constraint)
+    source = NoiseSource(backend, backend.make_generator(None, device_of(x))) if noise is None else noise
+    return run_fixed(stepper, model, x, noise=source, callback=callback, disable=disable, strict=strict)
+
+
+def _sample_adaptive(model: Model, x: Array, levels: list[float], rtol: float, atol: float, backend: Any,
+                     callback: Callable[[dict[str, Any]], Any] | None, strict: bool) -> Array:
+    """RK45 from ``levels[0]`` to the last positive level, then the denoising step when ``levels`` end in 0."""
+    positive = levels[:-1] if levels[-1] == 0 else levels
+    if len(positive) > 1:
+        x, _ = solve_flow(model, x, positive[0], positive[-1], backend=backend, rtol=rtol, atol=atol, strict=strict)
+        if callback is not None:
+            callback({"i": 0, "sigma": positive[0], "sigma_next": positive[-1], "x": x, "sample": x})
+    if levels[-1] == 0:
+        x = denoiser(model, x, positive[-1], xp=array_namespace(x))
+        if callback is not None:
+            callback({"i": 1, "sigma": positive[-1], "sigma_next": 0.0, "x": x, "denoised": x, "sample": x,
+                      "sample_mean": x})
+    return x
+
+
+def run_ode(run: Run, *, method: str = "rk45", rtol: float = 1e-5, atol: float = 1e-5) -> Array:
+    """``sdeve.sample(sampler="ode")``: the probability-flow ODE on Song's time grid.
+
+    The levels are ``sigma(t_i)`` for ``t_i = linspace(1, sampling_eps, N)``, then 0 when ``run.denoise``:
+    ``"euler"`` takes ``N - 1`` ODE steps and the denoising step (``N`` model evaluations), ``"heun"`` the same
+    steps with ``2 N - 1`` evaluations, and ``"rk45"`` only uses the two ends. SDEdit starts at the level of the first step kept;
+    inpainting (``run.mask``) is a constraint, so it needs ``"euler"`` or ``"heun"``.
+    """
+    method = check_method(method)
+    rtol, atol = check_tolerances(rtol, atol)
+    config = run.config
+    times = timesteps_host(run.num_steps, config.sampling_eps)
+    levels = [float(v) for v in sigma_of_t(times, config.sigma_min, config.sigma_max)] + [0.0]
+    start = run.first_step
+    constraint = None if run.mask is None or run.init is None else Inpainting(run.init, run.mask)
+    if method == "rk45" and constraint is not None:
+        raise ValueError("inpainting (mask=) with sampler='ode' needs fixed steps: method='euler' or 'heun'")
+    x = run.start_sample(levels[start])
+    return sample_ode(run.model, x, levels[start:], noise=run.noise, callback=run.callback, disable=run.disable,
+                      backend=run.backend, method=method, rtol=rtol, atol=atol, denoise=run.denoise,
+                      constraint=constraint, strict=run.strict)

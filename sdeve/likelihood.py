@@ -28,6 +28,7 @@ from typing import Any
 
 from ._xp import Array, Namespace, array_namespace, device_of
 from .backends import backend_for
+from .config import SdeVeConfig
 from .samplers import ode as _ode
 from .samplers.pc import score as _score
 
@@ -69,8 +70,6 @@ class LogLikelihood:
 def _config(scheduler: Any) -> tuple[float, float, float]:
     """``(sigma_min, sigma_max, sampling_eps)`` of a scheduler, a config, or the defaults for ``None``."""
     if scheduler is None:
-        from .config import SdeVeConfig  # noqa: PLC0415 - only for the defaults
-
         scheduler = SdeVeConfig()
     config = getattr(scheduler, "config", scheduler)
     try:

@@ -281,7 +281,7 @@ def solve_rk45(
 
     def body(c: tuple[Any, ...]) -> tuple[Any, ...]:
         out = _attempt(fun, c, t1, direction, rtol, atol, xp)
-        settled = loops.settle(*out[:6], *out[6], *out[7])  # lazy engines: keep each step's graph small
+        settled = loops.settle((*out[:6], *out[6], *out[7]))  # lazy engines: keep each step's graph small
         n = len(out[6])
         return (*settled[:6], tuple(settled[6:6 + n]), tuple(settled[6 + n:]))
 
@@ -300,7 +300,7 @@ class _PythonLoops:
         return carry
 
     @staticmethod
-    def settle(*arrays: Array) -> tuple[Array, ...]:
+    def settle(arrays: tuple[Array, ...], previous: tuple[Array, ...] = ()) -> tuple[Array, ...]:
         return arrays
 
 

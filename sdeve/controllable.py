@@ -25,6 +25,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ._xp import Array, Namespace, array_namespace
+from .updates import add_noise
 
 __all__ = ["DECOUPLING", "Colorization", "Guided", "Inpainting", "couple", "decouple"]
 
@@ -70,14 +71,6 @@ def couple(y: Array, *, xp: Namespace | None = None) -> Array:
     return _mix(y, transposed, xp)
 
 
-def _level(sigma: Any, like: Array, xp: Namespace) -> Any:
-    """``sigma`` (a Python float, or a 0-d / ``(B,)`` array) ready to scale arrays like ``like``."""
-    if isinstance(sigma, (int, float)):
-        return float(sigma)
-    sigma = sigma if sigma.dtype == like.dtype else xp.astype(sigma, like.dtype)
-    return xp.reshape(sigma, (-1,) + (1,) * (like.ndim - 1)) if sigma.ndim == 1 else sigma
-
-
 def _check_like(x: Array, known: Array, what: str) -> None:
     if tuple(x.shape) != tuple(known.shape):
         raise ValueError(f"the sample has shape {tuple(x.shape)} but the {what} has shape {tuple(known.shape)}")
@@ -109,7 +102,7 @@ class Inpainting:
         """``(x, x_mean)`` with the known part imposed at noise level ``sigma`` (one ``noise(x)`` draw)."""
         xp = array_namespace(x) if xp is None else xp
         _check_like(x, self.known, "known data")
-        noisy = self.known + _level(sigma, x, xp) * noise(x)
+        noisy = add_noise(self.known, noise(x), sigma, xp=xp)
         keep = 1 - self.mask
         return x * keep + noisy * self.mask, x_mean * keep + self.known * self.mask
 
@@ -140,7 +133,7 @@ class Colorization:
         xp = array_namespace(x) if xp is None else xp
         if tuple(x.shape) != self.shape:
             raise ValueError(f"the sample has shape {tuple(x.shape)} but the grey image has shape {self.shape}")
-        noisy = self.known + _level(sigma, self.known, xp) * noise(self.known)
+        noisy = add_noise(self.known, noise(self.known), sigma, xp=xp)
         y, y_mean = decouple(x, xp=xp), decouple(x_mean, xp=xp)
         y = xp.concat([noisy, y[:, 1:, ...]], axis=1)
         y_mean = xp.concat([self.known, y_mean[:, 1:, ...]], axis=1)

@@ -9,9 +9,11 @@ adapter of the sample's library (:mod:`sdeve.backends` finds adapters by entry p
 
 from __future__ import annotations
 
+from . import controllable, oracles
 from .backends import backend_for, register_backend
 from .config import CONFIG_NAME, ConfigError, SdeVeConfig
 from .outputs import SchedulerOutput, SdeVeOutput
+from .likelihood import LogLikelihood, decode, encode, log_likelihood
 from .protocols import Backend, BackendBase, NoiseSource
 from .samplers import SAMPLERS
 from .sampling import sample
@@ -27,6 +29,7 @@ __all__ = [
     "Backend",
     "BackendBase",
     "ConfigError",
+    "LogLikelihood",
     "NoiseSource",
     "SamplerState",
     "SchedulerOutput",
@@ -37,7 +40,12 @@ __all__ = [
     "add_noise",
     "backend_for",
     "corrector_step_size",
+    "controllable",
     "corrector_update",
+    "decode",
+    "encode",
+    "log_likelihood",
+    "oracles",
     "predictor_update",
     "register_backend",
     "sample",

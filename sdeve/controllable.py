@@ -20,6 +20,7 @@ two agree on the known part and differ on the free part by the last update's noi
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from typing import Any
@@ -76,6 +77,7 @@ def _check_like(x: Array, known: Array, what: str) -> None:
         raise ValueError(f"the sample has shape {tuple(x.shape)} but the {what} has shape {tuple(known.shape)}")
 
 
+@dataclasses.dataclass(frozen=True)
 class Inpainting:
     """Song et al.'s inpainting constraint (Appendix I.2): where ``mask`` is 1 the sample is ``known``.
 
@@ -90,12 +92,18 @@ class Inpainting:
     ``x`` to ``known + sigma z`` and that of ``x_mean`` to ``known``.
     """
 
-    def __init__(self, known: Array, mask: Array) -> None:
+    known: Array
+    mask: Array
+
+    def __post_init__(self) -> None:
+        known, mask = self.known, self.mask
+        if getattr(known, "shape", None) is None or getattr(mask, "shape", None) is None:
+            return  # rebuilt by a tracer from its leaves: checked when it was made
         xp = array_namespace(known, mask)
         if mask.ndim > known.ndim or any(m not in (1, k) for m, k in zip(mask.shape[::-1], known.shape[::-1])):
             raise ValueError(f"mask of shape {tuple(mask.shape)} does not broadcast to the data's {tuple(known.shape)}")
-        self.known = known
-        self.mask = mask if mask.dtype == known.dtype else xp.astype(mask, known.dtype)
+        if mask.dtype != known.dtype:
+            object.__setattr__(self, "mask", xp.astype(mask, known.dtype))
 
     def apply(self, x: Array, x_mean: Array, sigma: Any, noise: Noise, *, xp: Namespace | None = None
               ) -> tuple[Array, Array]:
@@ -109,6 +117,7 @@ class Inpainting:
     __call__ = apply
 
 
+@dataclasses.dataclass(frozen=True)
 class Colorization:
     """Song et al.'s colorization constraint (Appendix I.3): the grey coordinate of :func:`decouple` is known.
 
@@ -119,24 +128,29 @@ class Colorization:
         with equal R, G, B channels (Song's input), or any colour image to recolour.
 
     Calling it, ``(x, x_mean, sigma, noise) -> (x, x_mean)``: in the decoupled space the grey channel of ``x``
-    becomes the known one plus ``sigma z`` (``z`` from one ``noise`` draw like the grey channel) and that of
+    becomes the known one plus ``sigma z`` (``z`` the first channel of one ``noise`` draw like ``x``) and that of
     ``x_mean`` the known one; the colour channels are kept; then back to colour channels.
     """
 
-    def __init__(self, grey: Array) -> None:
-        self.known = decouple(grey)[:, :1, ...]  # (B, 1, ...)
-        self.shape = tuple(grey.shape)
+    grey: Array
+
+    def __post_init__(self) -> None:
+        shape = getattr(self.grey, "shape", None)
+        if shape is not None and (len(shape) < 2 or shape[1] != 3):
+            raise ValueError(f"expected colour images of shape (B, 3, ...), channels on axis 1, got {tuple(shape)}")
 
     def apply(self, x: Array, x_mean: Array, sigma: Any, noise: Noise, *, xp: Namespace | None = None
               ) -> tuple[Array, Array]:
         """``(x, x_mean)`` with the grey coordinate imposed at noise level ``sigma`` (one ``noise`` draw)."""
         xp = array_namespace(x) if xp is None else xp
-        if tuple(x.shape) != self.shape:
-            raise ValueError(f"the sample has shape {tuple(x.shape)} but the grey image has shape {self.shape}")
-        noisy = add_noise(self.known, noise(self.known), sigma, xp=xp)
+        if tuple(x.shape) != tuple(self.grey.shape):
+            raise ValueError(f"the sample has shape {tuple(x.shape)} but the grey image has shape "
+                             f"{tuple(self.grey.shape)}")
+        known = decouple(self.grey, xp=xp)[:, :1, ...]  # (B, 1, ...): the grey coordinate
+        noisy = add_noise(known, noise(x)[:, :1, ...], sigma, xp=xp)  # one draw like the sample, as every constraint
         y, y_mean = decouple(x, xp=xp), decouple(x_mean, xp=xp)
         y = xp.concat([noisy, y[:, 1:, ...]], axis=1)
-        y_mean = xp.concat([self.known, y_mean[:, 1:, ...]], axis=1)
+        y_mean = xp.concat([known, y_mean[:, 1:, ...]], axis=1)
         return couple(y, xp=xp), couple(y_mean, xp=xp)
 
     __call__ = apply

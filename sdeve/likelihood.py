@@ -104,13 +104,10 @@ def _per_example_sum(a: Array, xp: Namespace) -> Array:
 
 def _value_and_vjp(backend: Any, fn: Callable[[Array], Array], x: Array, v: Array) -> tuple[Array, Array]:
     """``(fn(x), v^T d fn / dx)``: one forward and one backward pass where the adapter offers both at once."""
-    both = getattr(backend, "value_and_vjp", None)
-    if both is not None:
-        value, product = both(fn, x, v)
-        return value, product
-    if backend is None or not hasattr(backend, "vjp"):
+    if backend is None:
         raise TypeError("this array library has no automatic differentiation in sdeve: pass divergence=")
-    return fn(x), backend.vjp(fn, x, v)
+    value, product = backend.value_and_vjp(fn, x, v)
+    return value, product
 
 
 def _hutchinson(model: Model, backend: Any, probe: Array) -> Callable[[Array, Array], tuple[Array, Array]]:

@@ -188,7 +188,8 @@ class GaussianMixture:
             xp.asarray([float(v) ** 2 for v in self._stds], dtype=dtype, device=device),
             xp.asarray(quantiles, dtype=dtype, device=device),
         )
-        self._cache[key] = built
+        if not backend_for(xp).traced(built[0]):  # arrays built inside a trace die with it
+            self._cache[key] = built
         return built
 
     def _flat(self, x: Array, xp: Namespace) -> tuple[Array, Any]:

@@ -16,6 +16,7 @@ An adapter subclasses :class:`BackendBase` (or implements :class:`Backend` itsel
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
@@ -23,9 +24,19 @@ import array_api_compat
 
 from ._xp import Array, device_of
 
-__all__ = ["Backend", "BackendBase", "NoiseSource"]
+__all__ = ["Backend", "BackendBase", "NoiseSource", "static_field"]
 
 Carry = Any
+
+
+def static_field(*, host_only: bool = False, **kwargs: Any) -> Any:
+    """A field of a frozen dataclass that is configuration, not data: hashed into a compiled program's cache key
+    (:meth:`Backend.compile_program`); every other field holds arrays (or such dataclasses).
+
+    ``host_only`` marks a host copy of data that a compiled program does without (a compiling backend sets it
+    to ``None``, so that other values do not compile another program).
+    """
+    return dataclasses.field(metadata={"static": True, "host_only": host_only}, **kwargs)
 
 
 @runtime_checkable
@@ -61,6 +72,8 @@ class Backend(Protocol):
     def small_arrays(self) -> None: ...
 
     def vjp(self, fn: Callable[[Array], Array], x: Array, v: Array) -> Array: ...
+
+    def value_and_vjp(self, fn: Callable[[Array], Array], x: Array, v: Array) -> tuple[Array, Array]: ...
 
     def jvp(self, fn: Callable[[Array], Array], x: Array, v: Array) -> Array: ...
 
@@ -142,6 +155,10 @@ class BackendBase:
     def vjp(self, fn: Callable[[Array], Array], x: Array, v: Array) -> Array:
         """``v^T (d fn / d x)`` at ``x``, same shape as ``x``."""
         raise TypeError(f"the {self.name} backend has no automatic differentiation: pass divergence=")
+
+    def value_and_vjp(self, fn: Callable[[Array], Array], x: Array, v: Array) -> tuple[Array, Array]:
+        """``(fn(x), v^T (d fn / d x))``: one forward pass where the framework gives both at once."""
+        return fn(x), self.vjp(fn, x, v)
 
     def jvp(self, fn: Callable[[Array], Array], x: Array, v: Array) -> Array:
         """``(d fn / d x) v`` at ``x``, same shape as ``fn(x)``."""

@@ -11,6 +11,7 @@ import operator
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from . import controllable
 from . import samplers as _samplers
 from ._xp import Array, Namespace, array_namespace, default_float, device_of, namespace_name, resolve_namespace
 from .backends import backend_for
@@ -105,6 +106,20 @@ def _dtype(ns: Namespace, dtype: Any, init: Any, device: Any) -> Any:
     return dtype
 
 
+def _constraint(mask: Any, colorize: Any, known: Any, ns: Namespace, shape: tuple[int, ...], dtype: Any) -> Any:
+    """The constraint the loop imposes: inpainting (``mask`` over ``init``) or colorization (``colorize``)."""
+    if mask is not None and colorize is not None:
+        raise ValueError("give mask= (inpainting) or colorize= (colorization), not both")
+    if colorize is not None:
+        if not hasattr(colorize, "shape") or namespace_name(array_namespace(colorize)) != namespace_name(ns):
+            raise TypeError(f"colorize must be an array of the sample's library ({namespace_name(ns)})")
+        if tuple(colorize.shape) != shape:
+            raise ValueError(f"colorize must have the sample shape {shape}, got {tuple(colorize.shape)}")
+        return controllable.Colorization(colorize if colorize.dtype == dtype else ns.astype(colorize, dtype))
+    checked = _mask(mask, known, ns, shape, dtype)
+    return None if checked is None else controllable.Inpainting(known, checked)
+
+
 def _mask(mask: Any, init: Any, ns: Namespace, shape: tuple[int, ...], dtype: Any) -> Array | None:
     if mask is None:
         return None
@@ -130,10 +145,13 @@ def _options(spec: _samplers.SamplerSpec, options: dict[str, Any]) -> dict[str, 
 
 def resolve(model: Any, shape: Any, *, scheduler: Any = None, num_inference_steps: Any = None, generator: Any = None,
             xp: Any = None, device: Any = None, dtype: Any = None, init: Any = None, strength: Any = 1.0,
-            mask: Any = None, corrector_norm: Any = None, **flags: Any) -> Run:
+            mask: Any = None, colorize: Any = None, guidance: Any = None, guidance_scale: Any = 1.0,
+            corrector_norm: Any = None, **flags: Any) -> Run:
     """Validate :func:`sample`'s arguments and resolve namespace, device, dtype and noise source once."""
     if not callable(model):
         raise TypeError(f"model must be callable as model(x, sigma) -> score, got {type(model).__name__}")
+    if guidance is not None:
+        model = controllable.Guided(model, guidance, guidance_scale)
     shape = check_shape(shape)
     config = _config_of(scheduler)
     steps = check_num_steps(config.num_train_timesteps if num_inference_steps is None else num_inference_steps)
@@ -149,8 +167,9 @@ def resolve(model: Any, shape: Any, *, scheduler: Any = None, num_inference_step
     known = None if init is None else (init if init.dtype == dtype else ns.astype(init, dtype))
     check_levels_fit(config.sigma_min, config.sigma_max, dtype, xp=ns)
     z0 = noise.draw(shape, dtype=dtype, device=device)
+    constraint = _constraint(mask, colorize, known, ns, shape, dtype)
     return Run(model, config, steps, strength, ns, device, dtype, backend, noise, z0, known,
-               _mask(mask, init, ns, shape, dtype), corrector_norm=norm, **flags)
+               None if mask is None else constraint.mask, constraint, corrector_norm=norm, **flags)
 
 
 def sample(
@@ -170,6 +189,9 @@ def sample(
     init: Array | None = None,
     strength: float = 1.0,
     mask: Array | None = None,
+    colorize: Array | None = None,
+    guidance: Callable[[Array, Array], Array] | None = None,
+    guidance_scale: float = 1.0,
     corrector_norm: CorrectorNorm | None = None,
     **options: Any,
 ) -> Array:
@@ -216,6 +238,14 @@ def sample(
         Inpainting (needs ``init``): 1 where ``init`` is known, 0 where it is to be generated; broadcasts to
         ``shape``. After every update the known part is replaced by ``init`` noised to the sample's current
         level (Song et al., Appendix I.2), so it ends equal to ``init``.
+    colorize
+        Colorization (Song et al., Appendix I.3): ``(B, 3, ...)`` colour images (channels on axis 1) whose grey
+        coordinate ``(R + G + B) / sqrt 3`` is kept; after every update the grey coordinate of the sample (in a
+        fixed orthogonal colour space, :mod:`sdeve.controllable`) is replaced by it, noised to the current level.
+    guidance, guidance_scale
+        Conditional sampling (Song et al., eq. (14), Appendix I.4): ``guidance(x, sigma) -> grad_x log p(y | x,
+        sigma)`` (a noise-conditional classifier's input gradient), added to the score times ``guidance_scale``;
+        every sampler takes it.
     corrector_norm
         ``"batch"`` (diffusers, Song et al.: one corrector step size from batch means) or ``"example"`` (one
         per example: a sample then does not depend on the rest of its batch). Default: the scheduler's.
@@ -234,9 +264,10 @@ def sample(
     for flag, value in (("denoise", denoise), ("progress", progress)):
         if not isinstance(value, bool) and type(value).__name__ != "bool_":
             raise TypeError(f"{flag} must be a bool, got {type(value).__name__} {value!r}")
-    if mask is not None and not spec.has_levels:
-        raise ValueError(f"sampler {sampler!r} has no noise levels to impose a mask at")
+    if (mask is not None or colorize is not None) and not spec.has_levels:
+        raise ValueError(f"sampler {sampler!r} has no noise levels to impose a mask or colours at")
     run = resolve(model, shape, scheduler=scheduler, num_inference_steps=num_inference_steps, generator=generator,
-                  xp=xp, device=device, dtype=dtype, init=init, strength=strength, mask=mask,
-                  corrector_norm=corrector_norm, callback=callback, progress=bool(progress), denoise=bool(denoise))
+                  xp=xp, device=device, dtype=dtype, init=init, strength=strength, mask=mask, colorize=colorize,
+                  guidance=guidance, guidance_scale=guidance_scale, corrector_norm=corrector_norm,
+                  callback=callback, progress=bool(progress), denoise=bool(denoise))
     return spec.run(run, **chosen)

@@ -272,6 +272,10 @@ class JaxBackend(BackendBase):
     def vjp(self, fn: Callable[[Any], Any], x: Any, v: Any) -> Any:
         return jax.vjp(fn, x)[1](v)[0]
 
+    def value_and_vjp(self, fn: Callable[[Any], Any], x: Any, v: Any) -> tuple[Any, Any]:
+        value, pullback = jax.vjp(fn, x)
+        return value, pullback(v)[0]
+
     def jvp(self, fn: Callable[[Any], Any], x: Any, v: Any) -> Any:
         return jax.jvp(fn, (x,), (v,))[1]
 

@@ -125,6 +125,10 @@ class TorchBackend(BackendBase):
     def vjp(self, fn: Callable[[Any], Any], x: Any, v: Any) -> Any:
         return torch.func.vjp(fn, x)[1](v)[0]
 
+    def value_and_vjp(self, fn: Callable[[Any], Any], x: Any, v: Any) -> tuple[Any, Any]:
+        value, pullback = torch.func.vjp(fn, x)
+        return value, pullback(v)[0]
+
     def jvp(self, fn: Callable[[Any], Any], x: Any, v: Any) -> Any:
         return torch.func.jvp(fn, (x,), (v,))[1]
 

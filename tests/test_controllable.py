@@ -68,9 +68,10 @@ def test_colorization_constraint_keeps_the_colour_and_sets_the_grey() -> None:
     grey_value = rng.standard_normal((2, 1, 4))
     grey = np.repeat(grey_value, 3, axis=1)  # R = G = B
     x, x_mean = rng.standard_normal((2, 3, 4)), rng.standard_normal((2, 3, 4))
-    z = rng.standard_normal((2, 1, 4))
+    z = rng.standard_normal((2, 3, 4))  # one draw like the sample; its first channel noises the grey coordinate
     sigma = np.array([0.5, 2.0])  # per example
     out, out_mean = Colorization(grey)(x, x_mean, sigma, FixedNoise(z))
+    z = z[:, :1]
     y, y_mean = decouple(out), decouple(out_mean)
     np.testing.assert_allclose(y[:, :1], math.sqrt(3) * grey_value + sigma[:, None, None] * z, atol=1e-12)
     np.testing.assert_allclose(y_mean[:, :1], math.sqrt(3) * grey_value, atol=1e-12)

@@ -5,7 +5,6 @@ site's navigation point at pages that exist; the performance tables are generate
 from __future__ import annotations
 
 import importlib.util
-import json
 import re
 import shutil
 import subprocess

@@ -233,14 +233,7 @@ def test_no_autodiff_and_no_divergence_is_a_type_error() -> None:
 
 
 # ---------------------------------------------------------------------------------------------- encode, decode
-_ORACLE_CACHE = pytest.mark.xfail(
-    strict=True,
-    reason="GaussianMixture._params caches arrays built while jax.jit traces, so the same mixture in a second "
-           "compiled program (decode after encode) meets a leaked tracer (UnexpectedTracerError)",
-)
-
-
-@pytest.mark.parametrize("where", ["numpy", "torch", pytest.param("jax", marks=_ORACLE_CACHE)])
+@pytest.mark.parametrize("where", ["numpy", "torch", "jax"])
 def test_decode_inverts_encode(where: str) -> None:
     """``decode(encode(x)) == x`` to the tolerance, and ``encode`` is the likelihood's latent."""
     gm = mixture(2)

@@ -151,13 +151,7 @@ def _sdeve(predictor: str, corrector: str, denoise: bool = True) -> Any:
                         sampler="pc", predictor=predictor, corrector=corrector, denoise=denoise)
 
 
-_NONE_DENOISED = pytest.mark.xfail(
-    strict=True,
-    reason="Song's NonePredictor returns (x, x), so with predictor='none' his denoise=True output is the noisy "
-           "sample; sdeve's PC returns the corrector's mean (sdeve.samplers.pc, the lead's call)",
-)
-PAIRS = [pytest.param(p, c, marks=[_NONE_DENOISED] if p == "none" and c != "none" else [])
-         for p in PREDICTORS for c in CORRECTORS]
+PAIRS = [(p, c) for p in PREDICTORS for c in CORRECTORS]
 
 
 @pytest.mark.parametrize(("predictor", "corrector"), PAIRS)

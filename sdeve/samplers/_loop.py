@@ -18,21 +18,12 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from .._xp import Array, Namespace
-from ..protocols import NoiseSource
+from ..protocols import NoiseSource, static_field
 
-__all__ = ["Stepper", "Table", "run_fixed", "static_field"]
+__all__ = ["Constraint", "Stepper", "Table", "run_fixed", "static_field"]
 
 Model = Callable[[Array, Array], Array]
 Carry = tuple[Any, ...]
-
-
-def static_field(*, host_only: bool = False, **kwargs: Any) -> Any:
-    """A dataclass field that is configuration, not data: hashed into a compiled program's cache key.
-
-    ``host_only`` marks a host copy of data that a compiled program does without (a compiling backend sets it
-    to ``None``, so that other values do not compile another program).
-    """
-    return dataclasses.field(metadata={"static": True, "host_only": host_only}, **kwargs)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,6 +48,14 @@ class Table:
         if isinstance(i, int):
             return self.host[i] if self.host is not None else self.values[i]
         return xp.reshape(xp.take(self.values, xp.reshape(i, (1,)), axis=0), ())
+
+
+class Constraint(Protocol):
+    """What the loop imposes after every update (:mod:`sdeve.controllable`): ``apply(x, x_mean, level, noise,
+    *, xp) -> (x, x_mean)`` at the noise level the sample has just reached."""
+
+    def apply(self, x: Array, x_mean: Array, level: Any, noise: Any, *, xp: Namespace | None = None
+              ) -> tuple[Array, Array]: ...
 
 
 class Stepper(Protocol):

@@ -37,6 +37,9 @@ class Run:
         ``(B, ...)`` standard normals in ``dtype``: the start is ``sigma_start * z0`` (or ``init`` noised by it).
     init, mask
         SDEdit's start sample and inpainting's mask (1 where ``init`` is known), or ``None``.
+    constraint
+        What the loop imposes after every update (:mod:`sdeve.controllable`: inpainting, colorization), or
+        ``None``.
     callback, progress, denoise, corrector_norm
         As :func:`sdeve.sample` takes them.
     compile_step, step_index
@@ -58,6 +61,7 @@ class Run:
     z0: Array
     init: Array | None = None
     mask: Array | None = None
+    constraint: Any = None
     callback: Callable[[dict[str, Any]], Any] | None = None
     progress: bool = False
     denoise: bool = True

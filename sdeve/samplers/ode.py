@@ -36,8 +36,7 @@ from typing import Any, NamedTuple
 
 from .._xp import Array, Namespace, array_namespace, device_of, index_dtype, schedule_dtype
 from ..backends import backend_for
-from ..controllable import Inpainting
-from ..protocols import NoiseSource
+from ..protocols import BackendBase, NoiseSource
 from ..schedule import sigma_of_t, timesteps_host
 from ._loop import Carry, Table, run_fixed, static_field
 from ._run import Run
@@ -290,22 +289,8 @@ def solve_rk45(
     return Solution(tuple(y), t, nfe, steps, success)
 
 
-class _PythonLoops:
-    """The loops of a backend that has none of its own: plain Python, reading ``cond`` once per iteration."""
-
-    @staticmethod
-    def while_loop(cond: Callable[[Any], Any], body: Callable[[Any], Any], carry: Any) -> Any:
-        while bool(cond(carry)):
-            carry = body(carry)
-        return carry
-
-    @staticmethod
-    def settle(arrays: tuple[Array, ...], previous: tuple[Array, ...] = ()) -> tuple[Array, ...]:
-        return arrays
-
-
 def _loops(backend: Any) -> Any:
-    return _PythonLoops() if backend is None else backend
+    return BackendBase() if backend is None else backend
 
 
 # ---------------------------------------------------------------------------------------------- the flow
@@ -572,9 +557,10 @@ def run_ode(run: Run, *, method: str = "rk45", rtol: float = 1e-5, atol: float =
     times = timesteps_host(run.num_steps, config.sampling_eps)
     levels = [float(v) for v in sigma_of_t(times, config.sigma_min, config.sigma_max)] + [0.0]
     start = run.first_step
-    constraint = None if run.mask is None or run.init is None else Inpainting(run.init, run.mask)
+    constraint = run.constraint
     if method == "rk45" and constraint is not None:
-        raise ValueError("inpainting (mask=) with sampler='ode' needs fixed steps: method='euler' or 'heun'")
+        raise ValueError("a constraint (inpainting mask=, colorize=) with sampler='ode' needs fixed steps: "
+                         "method='euler' or 'heun'")
     x = run.start_sample(levels[start])
     return sample_ode(run.model, x, levels[start:], noise=run.noise, callback=run.callback, disable=run.disable,
                       backend=run.backend, method=method, rtol=rtol, atol=atol, denoise=run.denoise,

@@ -26,30 +26,12 @@ from .._xp import Array, Namespace, device_of
 from ..protocols import NoiseSource
 from ..schedule import Schedule
 from ..validation import check_pair
-from ._loop import Carry, Model, Table, static_field
+from ._loop import Carry, Constraint, Model, Table, static_field
 
-__all__ = ["CORRECTORS", "PREDICTORS", "Inpainting", "PCStepper", "pc_tables"]
+__all__ = ["CORRECTORS", "PREDICTORS", "PCStepper", "pc_tables"]
 
 PREDICTORS = ("reverse_diffusion", "euler_maruyama", "ancestral", "none")
 CORRECTORS = ("langevin", "ald", "none")
-
-
-@dataclasses.dataclass(frozen=True)
-class Inpainting:
-    """Song et al.'s inpainting constraint (Appendix I.2): after every update, where ``mask`` is 1 the sample
-    becomes ``known`` noised to the current level (a draw of the forward marginal) and its mean ``known``.
-
-    ``known`` has the sample's shape; ``mask`` broadcasts to it (1: known, 0: to generate).
-    """
-
-    known: Array
-    mask: Array
-
-    def apply(self, x: Array, x_mean: Array, level: Any, noise: NoiseSource, *, xp: Namespace) -> tuple[Array, Array]:
-        """``(x, x_mean)`` with the known part imposed at noise level ``level`` (draws one noise array)."""
-        noisy = updates.add_noise(self.known, noise(x), level, xp=xp)
-        keep = 1 - self.mask
-        return x * keep + noisy * self.mask, x_mean * keep + self.known * self.mask
 
 
 def score(model: Model, x: Array, sigma: Array) -> Array:
@@ -95,7 +77,7 @@ class PCStepper:
     drift: Table
     diffusion: Table
     ald: Table
-    constraint: Inpainting | None
+    constraint: Constraint | None
     num_steps: int = static_field()
     predictor: str = static_field(default="reverse_diffusion")
     corrector: str = static_field(default="langevin")
@@ -150,11 +132,11 @@ class PCStepper:
         if self.corrector != "none":
             for _ in range(self.correct_steps):
                 x, x_mean = self._correct(model, i, x, sigma, noise)
-        if self.predictor != "none":
-            s = score(model, x, sigma)
-            x, x_mean = self._update(x, self.drift.at(i, xp=xp), s, self.diffusion.at(i, xp=xp), noise(x))
-            x, x_mean = self._constrain(x, x_mean, self.below.at(i, xp=xp), noise)
-        return x, x_mean
+        if self.predictor == "none":
+            return x, x  # Song's NonePredictor: the timestep's mean is the sample itself
+        s = score(model, x, sigma)
+        x, x_mean = self._update(x, self.drift.at(i, xp=xp), s, self.diffusion.at(i, xp=xp), noise(x))
+        return self._constrain(x, x_mean, self.below.at(i, xp=xp), noise)
 
     def report(self, i: int, carry: Carry) -> dict[str, Any]:
         sigma = float(self.model_sigmas.host[i]) if self.model_sigmas.host is not None else math.nan

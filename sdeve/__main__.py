@@ -28,8 +28,11 @@ from ._plot import plot_mixture
 from ._xp import resolve_namespace
 from .backends import backend_for
 from .config import MAX_CORRECT_STEPS, MAX_TIMESTEPS, ConfigError, SdeVeConfig
+from .likelihood import log_likelihood
 from .oracles import GaussianMixture, MixtureReport, _host_array, ring
+from .samplers import SAMPLERS
 from .sampling import sample
+from .schedule import sigma_of_t
 from .scheduler import ScoreSdeVeScheduler
 
 # backend -> (module that must import, pip extra)
@@ -98,6 +101,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add = parser.add_argument
     add("--backend", choices=sorted(BACKENDS), default="numpy", help="array library (default: numpy)")
+    add("--sampler", choices=SAMPLERS, default="pc",
+        help="sampler (default: pc, Song et al.'s predictor-corrector; ode: the probability-flow ODE)")
+    add("--method", choices=["rk45", "heun", "euler"], default="rk45",
+        help="with --sampler ode: the ODE solver (default: rk45, adaptive)")
+    add("--rtol", type=_positive_float, default=1e-5, help="with --sampler ode --method rk45 (default: 1e-5)")
+    add("--atol", type=_positive_float, default=1e-5, help="with --sampler ode --method rk45 (default: 1e-5)")
     add("--steps", type=_whole_number(1, MAX_TIMESTEPS), default=None,
         help=f"timesteps N (default: {DEFAULT_STEPS}; {DASK_STEPS} with dask; at most {MAX_TIMESTEPS})")
     add("--snr", type=_positive_float, default=0.15, help="corrector signal-to-noise ratio, at most 1 (default: 0.15)")
@@ -132,6 +141,7 @@ class _Settings:
     plot: bool
     progress: bool
     track: int
+    evaluations: int | None = None
 
 
 def _check_backend(parser: argparse.ArgumentParser, backend: str) -> None:
@@ -255,13 +265,29 @@ class _Recorder:
             self.wanted.pop(0)
 
 
+def _sampler_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The options of the chosen sampler, from the command line."""
+    if args.sampler == "ode":
+        return {"method": args.method, "rtol": args.rtol, "atol": args.atol}
+    return {}
+
+
+def _describe(args: argparse.Namespace, steps: int) -> str:
+    if args.sampler == "pc":
+        return (f"pc, {steps} steps x ({args.correct_steps} corrector + 1 predictor), snr {args.snr:g}, "
+                f"corrector step per {args.corrector_norm}")
+    if args.sampler == "ode":
+        grid = f"rtol {args.rtol:g}, atol {args.atol:g}" if args.method == "rk45" else f"{steps} levels"
+        return f"probability-flow ODE, {args.method}, {grid}"
+    return f"{args.sampler}, {steps} steps"
+
+
 def _print_header(run: _Settings, mixture: GaussianMixture) -> None:
     args = run.args
-    print(f"sdeve {__version__}: the VE SDE predictor-corrector sampler (Song et al. 2021) with an exact score")
+    print(f"sdeve {__version__}: the VE SDE samplers of Song et al. (2021) and after, with an exact score")
     print(f"target   2-D mixture of {mixture.num_components} Gaussians on a ring (radius 4, std 0.35, weights 1:2:3)")
-    print(f"sampler  {args.backend}, float32, {run.steps} steps x ({args.correct_steps} corrector + 1 predictor), "
-          f"snr {args.snr:g}, sigma {args.sigma_min:g} to {args.sigma_max:g}, "
-          f"corrector step per {args.corrector_norm}, batch {args.batch}, seed {args.seed}")
+    print(f"sampler  {args.backend}, float32, {_describe(args, run.steps)}, sigma {args.sigma_min:g} to "
+          f"{args.sigma_max:g}, batch {args.batch}, seed {args.seed}")
     if args.backend == "jax":
         print("         (JAX: the whole loop is compiled into one program; no progress bar)")
     sys.stdout.flush()
@@ -277,18 +303,31 @@ def _sample(run: _Settings, mixture: GaussianMixture, recorder: _Recorder) -> tu
     step-by-step run."""
     args = run.args
     xp = args.backend
-    kwargs = dict(scheduler=run.scheduler, num_inference_steps=run.steps, xp=xp,
-                  dtype=resolve_namespace(xp).float32, corrector_norm=args.corrector_norm)
+    kwargs = dict(scheduler=run.scheduler, num_inference_steps=run.steps, xp=xp, sampler=args.sampler,
+                  dtype=resolve_namespace(xp).float32, corrector_norm=args.corrector_norm, **_sampler_options(args))
     inline = run.plot and args.backend != "jax"
+    counted = _Counted(mixture)
     start = time.perf_counter()
-    out = sample(mixture, (args.batch, 2), generator=args.seed, progress=run.progress,
+    out = sample(counted, (args.batch, 2), generator=args.seed, progress=run.progress,
                  callback=recorder if inline else None, **kwargs)
     samples = _host_array(out)  # also waits for lazy / asynchronous backends
     elapsed = time.perf_counter() - start
+    run.evaluations = counted.calls if args.backend != "jax" else None
     if run.plot and not inline:
         sample(mixture, (args.batch, 2), generator=args.seed, callback=recorder, **kwargs)
     recorder.snapshots.append((0.0, samples))
     return samples, elapsed
+
+
+class _Counted:
+    """The model, counting its evaluations (a compiled JAX program calls it only while tracing)."""
+
+    def __init__(self, model: Any) -> None:
+        self.model, self.calls = model, 0
+
+    def __call__(self, x: Any, sigma: Any) -> Any:
+        self.calls += 1
+        return self.model(x, sigma)
 
 
 def _all_finite(samples: Any) -> bool:
@@ -331,11 +370,40 @@ def _print_report(run: _Settings, mixture: GaussianMixture, samples: Any, elapse
         print(line)
     print("  component weights, true         " + " ".join(f"{w:.3f}" for w in mixture.weights))
     print("  component weights, sampled      " + " ".join(f"{w:.3f}" for w in sampled_report.weights))
-    evaluations = run.steps * (args.correct_steps + 1)
+    _print_likelihood(run, mixture, exact)
     compiled = " (JAX: compiling the loop included)" if args.backend == "jax" else ""
-    print(f"time     {elapsed:.2f} s for {evaluations} model evaluations ({1000 * elapsed / evaluations:.2f} ms each, "
-          f"batch {args.batch}){compiled}")
+    evaluations = run.evaluations if run.evaluations is not None else _fixed_evaluations(args, run.steps)
+    if evaluations:
+        each = f"{1000 * elapsed / evaluations:.2f} ms each, "
+        print(f"time     {elapsed:.2f} s for {evaluations} model evaluations ({each}batch {args.batch}){compiled}")
+    else:
+        print(f"time     {elapsed:.2f} s (batch {args.batch}){compiled}")
     return sampled_report
+
+
+def _fixed_evaluations(args: argparse.Namespace, steps: int) -> int | None:
+    """Model evaluations of a fixed-step run (a compiled JAX run cannot count them); ``None`` if adaptive."""
+    if args.sampler == "pc":
+        return steps * (args.correct_steps + 1)
+    if args.sampler == "ode" and args.method != "rk45":
+        return steps if args.method == "euler" else 2 * steps - 1
+    return None
+
+
+# Exact draws whose likelihood is computed (the augmented ODE, exact divergence): enough for the mean to 0.1 nat.
+LIKELIHOOD_POINTS = 200
+
+
+def _print_likelihood(run: _Settings, mixture: GaussianMixture, exact: Any) -> None:
+    """The probability-flow ODE's log-likelihood of exact draws next to their exact log-density at sigma(eps)."""
+    points = exact[:LIKELIHOOD_POINTS].astype("float64")
+    config = run.scheduler.config
+    result = log_likelihood(mixture, points, scheduler=run.scheduler, divergence=mixture.divergence)
+    level = sigma_of_t(config.sampling_eps, config.sigma_min, config.sigma_max)
+    truth = float(mixture.log_prob(points, level, xp=resolve_namespace("numpy")).mean())
+    print(f"  likelihood of {points.shape[0]} exact draws (probability-flow ODE, exact trace): "
+          f"{float(result.nats.mean()):.4f} nats, exact {truth:.4f}; {float(result.bits_per_dim.mean()):.4f} "
+          f"bits/dim, {result.nfe} evaluations")
 
 
 def _draw(run: _Settings, mixture: GaussianMixture, samples: Any, recorder: _Recorder, report: MixtureReport) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -59,3 +60,15 @@ def test_module_runs_as_a_command() -> None:
     bad = subprocess.run([sys.executable, "-m", "sdeve", "--batch", "0"], capture_output=True, text=True, env=env,
                          cwd=ROOT, timeout=60)
     assert bad.returncode == 2 and "--batch" in bad.stderr
+
+
+def test_the_ode_sampler_and_the_likelihood_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--no-plot", "--no-progress", "--sampler", "ode", "--method", "heun", "--steps", "30",
+                 "--batch", "300"]) == 0
+    out = capsys.readouterr().out
+    assert "probability-flow ODE, heun, 30 levels" in out and "59 model evaluations" in out
+    line = next(text for text in out.splitlines() if "likelihood of 200 exact draws" in text)
+    found = re.search(r"(-?[0-9.]+) nats, exact (-?[0-9.]+);", line)
+    assert found is not None, line
+    nats, exact = float(found.group(1)), float(found.group(2))
+    assert abs(nats - exact) < 0.05 * 2  # two dimensions; the prior mismatch at sigma_max = 12 included

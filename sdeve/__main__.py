@@ -384,7 +384,7 @@ def _print_report(run: _Settings, mixture: GaussianMixture, samples: Any, elapse
 def _fixed_evaluations(args: argparse.Namespace, steps: int) -> int | None:
     """Model evaluations of a fixed-step run (a compiled JAX run cannot count them); ``None`` if adaptive."""
     if args.sampler == "pc":
-        return steps * (args.correct_steps + 1)
+        return steps * (int(args.correct_steps) + 1)
     if args.sampler == "ode" and args.method != "rk45":
         return steps if args.method == "euler" else 2 * steps - 1
     return None

@@ -12,10 +12,8 @@ import pytest
 import sdeve
 from sdeve.controllable import DECOUPLING, Colorization, Guided, Inpainting, couple, decouple
 from sdeve.oracles import GaussianMixture, ring
-from sdeve._xp import resolve_namespace
 from sdeve.samplers import ode
-from sdeve.samplers._loop import run_fixed
-from sdeve.samplers.pc import PCStepper
+from sdeve.samplers.pc import sample_pc, schedule_levels
 from sdeve.schedule import Schedule
 
 # Song et al.'s float32 matrix M (controllable_generation.py); decouple(x)[:, j] = sum_i x[:, i] M[i, j].
@@ -114,9 +112,9 @@ def test_colorization_is_exact_for_isotropic_gaussian_images_with_the_ode() -> N
 def test_colorization_with_the_pc_stepper() -> None:
     """The same constraint in the predictor-corrector loop (its discretisation error on top: 2% at N = 100)."""
     gm, mu, target, x0, s = _isotropic_images(3000, seed=6)
-    stepper = PCStepper.build(Schedule.build(100, 100, 0.01, 40.0, 1e-5), xp=resolve_namespace("numpy"),
-                              device=None, dtype=np.float64, constraint=Colorization(target))
-    out = run_fixed(stepper, gm, x0, noise=sdeve.NoiseSource(sdeve.backend_for(np), np.random.default_rng(7)))
+    levels, model_sigmas = schedule_levels(Schedule.build(100, 100, 0.01, 40.0, 1e-5))
+    out = sample_pc(gm, x0, levels, model_sigmas=model_sigmas, constraint=Colorization(target),
+                    noise=sdeve.NoiseSource(sdeve.backend_for(np), np.random.default_rng(7)))
     _check_colours(np.asarray(out), target, mu, s, std_tolerance=0.05)
 
 

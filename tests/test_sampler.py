@@ -380,3 +380,23 @@ def test_sample_reproduces_the_diffusers_loop(steps: int, correct_steps: int) ->
     ours = sdeve.sample(gm, shape, scheduler=sdeve.ScoreSdeVeScheduler(sigma_max=12.0, correct_steps=correct_steps),
                         num_inference_steps=steps, generator=torch.Generator().manual_seed(0))
     torch.testing.assert_close(ours, x_mean, rtol=1e-5, atol=1e-5)
+
+
+def test_sample_pc_in_k_diffusions_shape_equals_sdeve_sample() -> None:
+    """The PC sampler as a plain function over (model, x, sigmas, *, noise, ...) gives sdeve.sample's numbers."""
+    from sdeve.backends import backend_for
+    from sdeve.protocols import NoiseSource
+    from sdeve.samplers.pc import sample_pc, schedule_levels
+    from sdeve.schedule import Schedule
+
+    gm, n = ring(), 40
+    scheduler = sdeve.ScoreSdeVeScheduler(sigma_max=12.0)
+    config = scheduler.config
+    want = sdeve.sample(gm, (64, 2), scheduler=scheduler, num_inference_steps=n, generator=5, dtype="float64")
+    levels, model_sigmas = schedule_levels(Schedule.build(n, n, config.sigma_min, config.sigma_max,
+                                                          config.sampling_eps))
+    backend = backend_for(np)
+    noise = NoiseSource(backend, backend.make_generator(5))
+    x = noise.draw((64, 2), dtype=np.float64) * levels[0]
+    got = sample_pc(gm, x, levels, noise=noise, model_sigmas=model_sigmas, snr=config.snr)
+    np.testing.assert_array_equal(got, want)

@@ -15,7 +15,7 @@ from ..schedule import Schedule
 from ._loop import run_fixed
 from ._run import Run
 from .ode import run_ode
-from .pc import CORRECTORS, PREDICTORS, PCStepper
+from .pc import CORRECTORS, PREDICTORS, PCStepper, schedule_levels
 
 __all__ = ["SAMPLERS", "SamplerSpec", "lookup", "register"]
 
@@ -59,8 +59,10 @@ def run_pc(run: Run, *, predictor: str = "reverse_diffusion", corrector: str = "
     config = run.config.replace(**{k: v for k, v in (("snr", snr), ("correct_steps", correct_steps)) if v is not None})
     n = run.num_steps
     schedule = Schedule.build(n, n, config.sigma_min, config.sigma_max, config.sampling_eps)
+    levels, model_sigmas = schedule_levels(schedule)
     stepper = PCStepper.build(
-        schedule, xp=run.xp, device=run.device, dtype=run.dtype, constraint=run.constraint,
+        levels, model_sigmas, times=schedule.timesteps.tolist(), xp=run.xp, device=run.device, dtype=run.dtype,
+        constraint=run.constraint,
         predictor=_choice(predictor, PREDICTORS, "predictor"), corrector=_choice(corrector, CORRECTORS, "corrector"),
         correct_steps=config.correct_steps, snr=config.snr, norm=run.corrector_norm, denoise=run.denoise,
         fused=run.backend.combine,

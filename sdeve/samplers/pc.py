@@ -16,19 +16,19 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
 from .. import updates
-from .._xp import Array, Namespace, device_of
+from .._xp import Array, Namespace, array_namespace, device_of
 from ..protocols import NoiseSource
 from ..schedule import Schedule
 from ..validation import check_pair
-from ._loop import Carry, Constraint, Model, Table, static_field
+from ._loop import Carry, Constraint, Model, Table, run_fixed, static_field
 
-__all__ = ["CORRECTORS", "PREDICTORS", "PCStepper", "pc_tables"]
+__all__ = ["CORRECTORS", "PREDICTORS", "PCStepper", "pc_tables", "sample_pc", "schedule_levels"]
 
 PREDICTORS = ("reverse_diffusion", "euler_maruyama", "ancestral", "none")
 CORRECTORS = ("langevin", "ald", "none")
@@ -46,25 +46,36 @@ def score(model: Model, x: Array, sigma: Array) -> Array:
     return out
 
 
-def pc_tables(schedule: Schedule, predictor: str, corrector: str, snr: float) -> dict[str, np.ndarray]:
-    """Per-timestep host tables (float64, ``(N,)``) of the PC sampler on ``schedule`` (``N`` timesteps, ``N``
-    levels): the model's level, the level and the one below, the predictor's two coefficients and ALD's step."""
-    n = schedule.num_levels
-    levels = schedule.discrete_sigmas.astype(np.float64)[::-1]
-    below = np.concatenate([levels[1:], np.zeros(1)])
-    sigma_t = schedule.sigmas.astype(np.float64)
+def pc_tables(levels: Sequence[float], model_sigmas: Sequence[float], predictor: str, corrector: str,
+              snr: float) -> dict[str, np.ndarray]:
+    """Per-timestep host tables (float64, ``(N,)``) of the PC sampler.
+
+    ``levels`` are the ``N`` discrete levels to visit, decreasing, with the level below the last appended (0:
+    k-diffusion's convention), ``model_sigmas`` the ``N`` levels the model is told (Song's ``sigma(t_i)``). The
+    tables: the model's level, the level and the one below, the predictor's two coefficients and ALD's step.
+    """
+    table = np.asarray(levels, dtype=np.float64)
+    current, below = table[:-1], table[1:]
+    sigma_t = np.asarray(model_sigmas, dtype=np.float64)
+    n = current.shape[0]
     if predictor == "reverse_diffusion":
-        drift, diffusion = schedule.drift[::-1], schedule.diffusion[::-1]
+        drift, diffusion = updates.reverse_diffusion_coefficients(current, below, sqrt=np.sqrt)
     elif predictor == "ancestral":
-        drift, diffusion = updates.ancestral_coefficients(levels, below, sqrt=np.sqrt)
+        drift, diffusion = updates.ancestral_coefficients(current, below, sqrt=np.sqrt)
     elif predictor == "euler_maruyama":
-        g = sigma_t * math.sqrt(2 * (math.log(float(levels[0])) - math.log(float(levels[-1]))))
+        g = sigma_t * math.sqrt(2 * (math.log(float(current[0])) - math.log(float(current[-1]))))
         drift, diffusion = updates.euler_maruyama_coefficients(g, -1.0 / n)
     else:
         drift = diffusion = np.zeros(n)
-    return {"model_sigmas": schedule.sigmas.astype(np.float64), "levels": levels, "below": below,
-            "drift": np.asarray(drift), "diffusion": np.asarray(diffusion),
+    return {"model_sigmas": sigma_t, "levels": current, "below": below, "drift": np.asarray(drift),
+            "diffusion": np.asarray(diffusion),
             "ald": updates.ald_step_size(sigma_t, snr) if corrector == "ald" else np.zeros(n)}
+
+
+def schedule_levels(schedule: Schedule) -> tuple[list[float], list[float]]:
+    """``(levels, model_sigmas)`` of a scheduler's schedule for :func:`sample_pc`: its ``N`` discrete levels from
+    the top, then 0, and ``sigma(t_i)``."""
+    return schedule.discrete_sigmas.astype(np.float64)[::-1].tolist() + [0.0], schedule.sigmas.tolist()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,14 +101,15 @@ class PCStepper:
     times: tuple[float, ...] | None = static_field(default=None, host_only=True)
 
     @classmethod
-    def build(cls, schedule: Schedule, *, xp: Namespace, device: Any, dtype: Any, **settings: Any) -> PCStepper:
-        """The stepper for ``schedule`` with its tables moved to ``xp`` on ``device`` in ``dtype`` (the schedule's
-        float64 where the namespace has it); ``settings`` are the static fields and ``constraint``."""
-        tables = pc_tables(schedule, settings.get("predictor", "reverse_diffusion"),
+    def build(cls, levels: Sequence[float], model_sigmas: Sequence[float], *, xp: Namespace, device: Any,
+              dtype: Any, times: Sequence[float] | None = None, **settings: Any) -> PCStepper:
+        """The stepper for ``levels`` (see :func:`pc_tables`) with its tables moved to ``xp`` on ``device`` in
+        ``dtype``; ``settings`` are the static fields and ``constraint``."""
+        tables = pc_tables(levels, model_sigmas, settings.get("predictor", "reverse_diffusion"),
                            settings.get("corrector", "langevin"), settings.get("snr", 0.15))
         moved: dict[str, Any] = {name: Table.build(values.tolist(), xp=xp, device=device, dtype=dtype)
                                  for name, values in tables.items()}
-        return cls(**moved, num_steps=schedule.num_levels, xp=xp, times=tuple(schedule.timesteps.tolist()),
+        return cls(**moved, num_steps=len(levels) - 1, xp=xp, times=None if times is None else tuple(times),
                    constraint=settings.pop("constraint", None), **settings)
 
     def init(self, x: Array) -> Carry:
@@ -153,3 +165,45 @@ class PCStepper:
         """Noise arrays per timestep: one per update, twice that with a constraint."""
         return self.evaluations_per_step * (1 if self.constraint is None else 2)
 
+
+
+def sample_pc(
+    model: Model, x: Array, sigmas: Sequence[float], *, noise: NoiseSource,
+    callback: Callable[[dict[str, Any]], Any] | None = None, disable: bool | None = None,
+    model_sigmas: Sequence[float] | None = None, predictor: str = "reverse_diffusion", corrector: str = "langevin",
+    snr: float = 0.15, correct_steps: int = 1, norm: str = "batch", constraint: Any = None, denoise: bool = True,
+    start: int = 0,
+) -> Array:
+    """Song et al.'s PC sampler in k-diffusion's shape (Alg. 2; Appendix G).
+
+    Parameters
+    ----------
+    model
+        ``model(x, sigma) -> grad_x log p_sigma(x)``; ``sigma`` a ``(B,)`` array in ``x``'s dtype.
+    x
+        ``(B, ...)``: the start, ``sigmas[start] z`` (or SDEdit's start).
+    sigmas
+        The discrete levels to visit, decreasing (data units), then the level below the last (0).
+    noise
+        The noise source: one draw per update (twice that with a constraint), in Song's order.
+    callback, disable
+        ``callback(dict)`` after each timestep (keys ``i``, ``t``, ``sigma``, ``sample``, ``sample_mean``);
+        ``disable=False`` shows a progress bar.
+    model_sigmas
+        The level the model is told at each timestep (default ``sigmas[:-1]``; Song's ``sigma(t_i)``).
+    predictor, corrector, snr, correct_steps, norm
+        See the module docstring; ``norm`` is the Langevin step size's rule (``"batch"`` or ``"example"``).
+    constraint, denoise, start
+        A constraint applied after every update (:mod:`sdeve.controllable`); return the last mean; SDEdit's
+        first timestep.
+
+    Returns
+    -------
+    The sample, ``x``'s shape, namespace, device and dtype.
+    """
+    xp = array_namespace(x)
+    stepper = PCStepper.build(
+        sigmas, list(sigmas[:-1]) if model_sigmas is None else model_sigmas, xp=xp, device=device_of(x),
+        dtype=x.dtype, constraint=constraint, predictor=predictor, corrector=corrector,
+        correct_steps=correct_steps, snr=snr, norm=norm, denoise=denoise, fused=noise.backend.combine)
+    return run_fixed(stepper, model, x, noise=noise, start=start, callback=callback, disable=disable)

@@ -9,7 +9,8 @@ An adapter subclasses :class:`BackendBase` (or implements :class:`Backend` itsel
   is a stand-in of a trace that must not be kept (:meth:`~Backend.traced`);
 - loops and compilation (:meth:`~Backend.fori_loop`, :meth:`~Backend.while_loop`, :meth:`~Backend.jit`,
   :meth:`~Backend.compile_program`), which are plain Python here and ``jax.lax``/``jax.jit`` on JAX;
-- optionally a fused form of the one primitive every update is built from (:meth:`~Backend.combine`);
+- optionally a fused form of the one primitive every update is built from (:meth:`~Backend.combine`) and of
+  the corrector's per-example norms (:meth:`~Backend.norms`);
 - autodiff for the likelihood (:meth:`~Backend.vjp`, :meth:`~Backend.jvp`);
 - per-step materialisation for lazy engines (:meth:`~Backend.settle`).
 """
@@ -66,6 +67,8 @@ class Backend(Protocol):
                         strict: bool = False) -> Any: ...
 
     def combine(self, x: Array, a: Any, s: Array, b: Any, z: Array, *, reuse: bool) -> tuple[Array, Array] | None: ...
+
+    def norms(self, x: Array) -> Array | None: ...
 
     def settle(self, arrays: tuple[Array, ...], previous: tuple[Array, ...] = ()) -> tuple[Array, ...]: ...
 
@@ -141,6 +144,12 @@ class BackendBase:
 
         ``reuse`` says ``z`` was drawn for this call and may be overwritten.
         """
+        return None
+
+    def norms(self, x: Array) -> Array | None:
+        """Per-example L2 norms over every axis but the first, ``(B,)`` in ``x``'s dtype, in one fused pass; or
+        ``None`` for the core's ``sqrt(sum(x * x))``. A fused reduction sums in another order: it agrees with
+        the core's to the reduction's rounding (about ``sqrt(n)`` ulps for ``n`` values), not to the ulp."""
         return None
 
     def settle(self, arrays: tuple[Array, ...], previous: tuple[Array, ...] = ()) -> tuple[Array, ...]:

@@ -305,9 +305,12 @@ class ScoreSdeVeScheduler(DiffusersConfigMixin):
         z = self._noise(backend, generator, sample, noise, "correct")
         # The core's corrector, compiled where the backend compiles (JAX: one dispatch; snr traced, so one
         # program serves every value).
-        update = backend.jit(updates.corrector_update, static_argnames=("norm", "xp", "fused"))
+        update = backend.jit(updates.corrector_update,
+                             static_argnames=("norm", "xp", "fused", "norms", "host", "reuse"))
+        # Eagerly, with arrays that may be read as constants, the batch step size is a Python float.
+        host = update is updates.corrector_update and backend.readable(sample) and backend.readable(model_output)
         prev, _ = update(sample, model_output, z, self._config.snr, norm=self.corrector_norm, xp=xp,
-                         fused=backend.combine)
+                         fused=backend.combine, norms=backend.norms, host=host, reuse=noise is None)
         return SchedulerOutput(prev) if return_dict else (prev,)
 
     def add_noise(self, original_samples: Array, noise: Array | None, timesteps: Any, *,
@@ -397,8 +400,9 @@ def host_level(timestep: Any, backend: Backend, num_timesteps: int, python_dtype
     dtype = next((name for name in HOST_DTYPES if timestep.dtype == getattr(xp, name)), None)
     if dtype is None:
         return None
-    check_unit_interval(timestep, readable=True)
-    return host_index(float(timestep), num_timesteps, dtype)
+    value = float(timestep)  # one read; the range check is on the host value
+    check_unit_interval(value)
+    return host_index(value, num_timesteps, dtype)
 
 def device_coefficients(schedule: Schedule, timestep: Any, sample: Array, xp: Namespace,
                         backend: Backend) -> tuple[Array, Array]:

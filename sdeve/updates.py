@@ -35,6 +35,7 @@ __all__ = [
     "corrector_update",
     "euler_maruyama_coefficients",
     "langevin_coefficients",
+    "langevin_step_size",
     "predictor_update",
     "reverse_diffusion_coefficients",
     "sqrt_for",
@@ -92,8 +93,50 @@ def _example_norms(x: Array, *, xp: Namespace) -> Array:
     return xp.sqrt(xp.sum(x * x, axis=tuple(range(1, x.ndim))))
 
 
+def langevin_step_size(grad_norm: Any, noise_norm: Any, snr: Any, smallest_normal: float, *,
+                       where: Callable[[Any, Any, Any], Any], isfinite: Callable[[Any], Any]) -> Any:
+    """``eps = 2 * (snr * ||z|| / ||s||)^2`` from the norms (Song et al. 2021, Alg. 5), 0 where it cannot be
+    represented: a score norm below ``sqrt(smallest_normal)`` (zero, as far as the step goes: libraries that keep
+    subnormal numbers and those that flush them agree) or a step that overflows.
+
+    Written with operators and the injected ``where``/``isfinite``, so that it runs on Python floats
+    (:data:`HOST`) and on arrays (``xp.where`` with a Python scalar branch, as the standard allows since 2024.12,
+    and ``xp.isfinite``) alike.
+    """
+    usable = grad_norm >= math.sqrt(smallest_normal)
+    ratio = snr * noise_norm / where(usable, grad_norm, 1.0)
+    step = ratio * ratio * 2
+    return where(usable & isfinite(step), step, 0.0)
+
+
+def _host_where(condition: bool, a: Any, b: Any) -> Any:
+    return a if condition else b
+
+
+HOST: dict[str, Callable[..., Any]] = {"where": _host_where, "isfinite": math.isfinite}  # on Python floats
+
+
+def _norms(model_output: Array, noise: Array, norm: CorrectorNorm, xp: Namespace,
+           fused: Callable[[Array], Array | None] | None = None) -> tuple[Array, Array, Any]:
+    """The score's and the noise's norms for the step size, batch means or per example, and the compute dtype;
+    ``fused`` is an adapter's per-example norm (:meth:`sdeve.protocols.Backend.norms`)."""
+    if norm not in ("batch", "example"):
+        raise ValueError(f"norm must be 'batch' or 'example', got {norm!r}")
+    dtype = compute_dtype(xp, model_output.dtype)
+    grad_norm, noise_norm = (_fused_norms(_as(a, dtype, xp=xp), xp, fused) for a in (model_output, noise))
+    if norm == "batch":
+        grad_norm, noise_norm = xp.mean(grad_norm), xp.mean(noise_norm)
+    return grad_norm, noise_norm, dtype
+
+
+def _fused_norms(x: Array, xp: Namespace, fused: Callable[[Array], Array | None] | None) -> Array:
+    out = fused(x) if fused is not None else None
+    return _example_norms(x, xp=xp) if out is None else out
+
+
 def corrector_step_size(
-    model_output: Array, noise: Array, snr: Any, *, norm: CorrectorNorm = "batch", xp: Namespace | None = None
+    model_output: Array, noise: Array, snr: Any, *, norm: CorrectorNorm = "batch", xp: Namespace | None = None,
+    norms: Callable[[Array], Array | None] | None = None,
 ) -> Array:
     """The Langevin step size ``eps = 2 * (snr * ||z|| / ||s||)^2`` (Song et al. 2021, Alg. 5).
 
@@ -103,25 +146,14 @@ def corrector_step_size(
 
     Where the score's norm is zero (or below the square root of the smallest normal number) the step size would
     be infinite or not representable; it is 0 instead, so the corrector returns the sample unchanged, the same
-    on every backend, as it is for a step size that overflows. The result is in the compute dtype of
-    ``model_output``'s dtype. ``snr`` is a number or a 0-d array (traced under ``jax.jit``, so one compiled
-    program serves every value).
+    on every backend, as it is for a step size that overflows (:func:`langevin_step_size`). The result is in the
+    compute dtype of ``model_output``'s dtype. ``snr`` is a number or a 0-d array (traced under ``jax.jit``, so
+    one compiled program serves every value).
     """
     xp = array_namespace(model_output) if xp is None else xp
-    dtype = compute_dtype(xp, model_output.dtype)
-    grad_norm = _example_norms(_as(model_output, dtype, xp=xp), xp=xp)
-    noise_norm = _example_norms(_as(noise, dtype, xp=xp), xp=xp)
-    if norm == "batch":
-        grad_norm = xp.mean(grad_norm)
-        noise_norm = xp.mean(noise_norm)
-    elif norm != "example":
-        raise ValueError(f"norm must be 'batch' or 'example', got {norm!r}")
-    # A score whose squares fall below the smallest normal number is zero as far as the step goes: libraries
-    # that keep subnormals and those that flush them (XLA) then agree, and so does a step too large to hold.
-    usable = grad_norm >= math.sqrt(float(xp.finfo(dtype).smallest_normal))
-    ratio = snr * noise_norm / xp.where(usable, grad_norm, xp.ones_like(grad_norm))
-    step = ratio * ratio * 2
-    return xp.where(usable & xp.isfinite(step), step, xp.zeros_like(step))
+    grad_norm, noise_norm, dtype = _norms(model_output, noise, norm, xp, norms)
+    tiny = float(xp.finfo(dtype).smallest_normal)
+    return langevin_step_size(grad_norm, noise_norm, snr, tiny, where=xp.where, isfinite=xp.isfinite)
 
 
 # ---------------------------------------------------------------------- the primitive
@@ -226,19 +258,33 @@ def corrector_update(
     norm: CorrectorNorm = "batch",
     xp: Namespace | None = None,
     fused: Combine | None = None,
+    norms: Callable[[Array], Array | None] | None = None,
+    host: bool = False,
+    reuse: bool = False,
 ) -> tuple[Array, Array]:
     """One Langevin corrector step (Song et al. 2021, Alg. 5)::
 
         prev_sample_mean = sample + eps * model_output
         prev_sample      = prev_sample_mean + sqrt(2 * eps) * noise
 
-    with ``eps`` from :func:`corrector_step_size`. Inputs of shape ``(B, ...)``; returns
+    with ``eps`` from :func:`corrector_step_size` (``norms``: an adapter's fused per-example norm). Inputs of
+    shape ``(B, ...)``; returns
     ``(prev_sample, prev_sample_mean)`` in ``sample``'s dtype. An all-zero score returns ``sample`` unchanged.
+
+    ``host=True`` (the caller's adapter says the arrays may be read and used as constants: in host memory,
+    eager, outside autograd) takes the batch step size as a Python float, the same formula on two norms read
+    once, so that the update's coefficients are kernel arguments rather than a chain of 0-d array operations.
     """
     xp = array_namespace(sample) if xp is None else xp
-    step = corrector_step_size(model_output, noise, snr, norm=norm, xp=xp)
-    a, b = langevin_coefficients(step, sqrt=xp.sqrt)
-    return combine_with(fused, sample, a, model_output, b, noise, xp=xp)
+    if host and norm == "batch":
+        grad_norm, noise_norm, dtype = _norms(model_output, noise, norm, xp, norms)
+        tiny = float(xp.finfo(dtype).smallest_normal)
+        step: Any = langevin_step_size(float(grad_norm), float(noise_norm), float(snr), tiny, **HOST)
+        a, b = langevin_coefficients(step, sqrt=math.sqrt)
+    else:
+        step = corrector_step_size(model_output, noise, snr, norm=norm, xp=xp, norms=norms)
+        a, b = langevin_coefficients(step, sqrt=xp.sqrt)
+    return combine_with(fused, sample, a, model_output, b, noise, xp=xp, reuse=reuse)
 
 
 def add_noise(original: Array, noise: Array, sigma: Coefficient, *, xp: Namespace | None = None) -> Array:

@@ -40,6 +40,11 @@ def _wait_for(arrays: Any) -> None:
         distributed.wait(futures)
 
 
+def _block_norms(block: np.ndarray) -> np.ndarray:
+    flat = block.reshape(block.shape[0], -1)
+    return np.sqrt(np.einsum("ij,ij->i", flat, flat))
+
+
 def _combine_block(x: np.ndarray, s: np.ndarray, z: np.ndarray, coefficients: np.ndarray) -> np.ndarray:
     """``(x + a*s) + b*z`` for one chunk, in the core's order of operations, with two temporaries."""
     out = np.multiply(s, coefficients[0])
@@ -77,6 +82,14 @@ class DaskBackend(BackendBase):
             _wait_for(carry)
             carry = settled
         return carry
+
+    def norms(self, x: Any) -> Any:
+        """Per-example norms as one task a chunk (``sqrt`` of an ``einsum`` of the chunk with itself) where the
+        non-batch axes are whole chunks; else the core's."""
+        dtype = np.dtype(x.dtype)
+        if x.ndim < 2 or dtype not in (np.float32, np.float64) or any(len(c) != 1 for c in x.chunks[1:]):
+            return None
+        return x.map_blocks(_block_norms, drop_axis=list(range(1, x.ndim)), dtype=dtype)
 
     def combine(self, x: Any, a: Any, s: Any, b: Any, z: Any, *, reuse: bool) -> tuple[Any, Any] | None:
         """:func:`sdeve.updates.combine` with the elementwise pass fused into one NumPy kernel per chunk (two

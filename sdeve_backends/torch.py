@@ -97,8 +97,9 @@ class TorchBackend(BackendBase):
         return randn(tuple(shape), source, device=device, dtype=dtype)
 
     def readable(self, x: Any) -> bool:
-        """Host memory, outside ``torch.compile`` and ``torch.func`` transforms."""
-        return bool(x.device.type == "cpu" and not _traced(x))
+        """Host memory, outside ``torch.compile``, ``torch.func`` transforms and autograd (a value read there
+        would be a constant to the gradient)."""
+        return bool(x.device.type == "cpu" and not x.requires_grad and not _traced(x))
 
     def traced(self, x: Any) -> bool:
         return _traced(x)
@@ -121,6 +122,13 @@ class TorchBackend(BackendBase):
         """One CPU thread: for small tensors a thread pool only adds synchronisation, and on a loaded machine
         it can stall."""
         use_one_thread()
+
+    def norms(self, x: Any) -> Any:
+        """``torch.linalg.vector_norm`` over every axis but the first: one pass, no temporary (float32/64,
+        outside autograd and transforms; else the core's)."""
+        if x.dtype not in (torch.float32, torch.float64) or x.ndim < 2 or x.requires_grad or _traced(x):
+            return None
+        return torch.linalg.vector_norm(x, dim=tuple(range(1, x.ndim)))
 
     def vjp(self, fn: Callable[[Any], Any], x: Any, v: Any) -> Any:
         return torch.func.vjp(fn, x)[1](v)[0]

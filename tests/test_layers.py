@@ -329,3 +329,20 @@ def test_torch_autograd_through_both_steps_equals_the_formula() -> None:
             torch.testing.assert_close(a, b, rtol=1e-12, atol=0)
         assert torch.autograd.gradcheck(lambda s_, x_: scheduler.step_pred(s_, 0.5, x_, noise=z).prev_sample, (s, x))  # noqa: B023
     assert math.isfinite(snr)
+
+
+@pytest.mark.parametrize("dtype_name", ["float32", "float64"])
+@pytest.mark.parametrize("shape", [(3, 5), (4, 3, 32, 32), (2, 4, 128, 128)])
+def test_every_fused_norm_agrees_with_the_core_to_the_reductions_rounding(dtype_name: str, shape: tuple) -> None:
+    """An adapter's per-example norm sums in another order: within ``sqrt(n)`` ulps of the core's (``n`` values
+    per example), and exact for one value."""
+    torch = pytest.importorskip("torch")
+    backend = backend_for(torch.zeros(1))
+    x = torch.randn(*shape, dtype=getattr(torch, dtype_name), generator=torch.Generator().manual_seed(2))
+    fused = backend.norms(x)
+    assert fused is not None and fused.dtype == x.dtype and tuple(fused.shape) == (shape[0],)
+    core = updates._example_norms(x, xp=sdeve._xp.resolve_namespace("torch"))
+    n = math.prod(shape[1:])
+    eps = torch.finfo(x.dtype).eps
+    assert float(((fused - core).abs() / core).max()) <= math.sqrt(n) * eps
+    assert backend.norms(x.requires_grad_(True)) is None  # autograd: the core's formula

@@ -65,7 +65,7 @@ def run_pc(run: Run, *, predictor: str = "reverse_diffusion", corrector: str = "
         constraint=run.constraint,
         predictor=_choice(predictor, PREDICTORS, "predictor"), corrector=_choice(corrector, CORRECTORS, "corrector"),
         correct_steps=config.correct_steps, snr=config.snr, norm=run.corrector_norm, denoise=run.denoise,
-        fused=run.backend.combine,
+        fused=run.backend.combine, norms=run.backend.norms,
     )
     start = run.first_step
     x = run.start_sample(stepper.levels.at(start, xp=run.xp))

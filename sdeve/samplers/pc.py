@@ -98,6 +98,7 @@ class PCStepper:
     denoise: bool = static_field(default=True)
     xp: Namespace = static_field(default=None)
     fused: Callable[..., Any] | None = static_field(default=None)
+    norms: Callable[..., Any] | None = static_field(default=None)
     times: tuple[float, ...] | None = static_field(default=None, host_only=True)
 
     @classmethod
@@ -132,7 +133,8 @@ class PCStepper:
         if self.corrector == "ald":
             step = self.ald.at(i, xp=self.xp)
         else:
-            step = updates.corrector_step_size(s, z, self.snr, norm=self.norm, xp=self.xp)  # type: ignore[arg-type]
+            step = updates.corrector_step_size(s, z, self.snr, norm=self.norm, xp=self.xp,  # type: ignore[arg-type]
+                                               norms=self.norms)
         a, b = updates.langevin_coefficients(step, sqrt=updates.sqrt_for(self.xp))
         x, x_mean = self._update(x, a, s, b, z)
         return self._constrain(x, x_mean, self.levels.at(i, xp=self.xp), noise)
@@ -205,5 +207,6 @@ def sample_pc(
     stepper = PCStepper.build(
         sigmas, list(sigmas[:-1]) if model_sigmas is None else model_sigmas, xp=xp, device=device_of(x),
         dtype=x.dtype, constraint=constraint, predictor=predictor, corrector=corrector,
-        correct_steps=correct_steps, snr=snr, norm=norm, denoise=denoise, fused=noise.backend.combine)
+        correct_steps=correct_steps, snr=snr, norm=norm, denoise=denoise, fused=noise.backend.combine,
+        norms=noise.backend.norms)
     return run_fixed(stepper, model, x, noise=noise, start=start, callback=callback, disable=disable)

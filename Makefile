@@ -17,7 +17,8 @@ TORCH_CPU ?= torch==2.13.0
 TORCH_INDEX ?=
 HAS_GPU := $(shell nvidia-smi -L >/dev/null 2>&1 && echo yes)
 comma := ,
-EXTRAS := all,test$(if $(HAS_GPU),$(comma)cupy)
+# The documentation's tools too: the tests check the docs' hooks and (slow) build the site.
+EXTRAS := all,test,docs$(if $(HAS_GPU),$(comma)cupy)
 # At most 4 test workers: each imports torch and JAX; more mostly wait on each other on a small machine.
 PYTEST := $(BIN)/python -m pytest -n auto --maxprocesses 4 -q
 WHEEL_VENV ?= .venv-wheel

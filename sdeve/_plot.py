@@ -82,7 +82,8 @@ def plot_mixture(
     if exact is None:
         exact = mixture.report(mixture.sample(int(samples.shape[0]), generator=EXACT_SEED, xp="numpy"))
     fig = plt.figure(figsize=(18, 7.6), layout="constrained")
-    top, bottom = fig.subfigures(2, 1, height_ratios=[6.0, 1.0])
+    rows: Any = fig.subfigures(2, 1, height_ratios=[6.0, 1.0])  # an array of subfigures
+    top, bottom = rows[0], rows[1]
     top.suptitle(title or "sdeve", fontsize=13)
     panels = top.subfigures(1, 3, width_ratios=[1.0, 1.05, 1.25])
 

@@ -40,7 +40,7 @@ def test_readme_gives_the_two_commands_and_ci_runs_the_test_command_as_given() -
     commands = [line.split("#")[0].strip() for line in block.group(1).splitlines() if line.strip()]
     assert commands == ["make run", "make test"]
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
-    assert re.search(r"^make test$", ci, re.MULTILINE), ".ci/run must run the README's test command exactly"
+    assert re.search(r"^\s*make test$", ci, re.MULTILINE), ".ci/run must run the README's test command exactly"
     makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
     assert re.search(r"^run: ", makefile, re.MULTILINE) and re.search(r"^test: ", makefile, re.MULTILINE)
     assert not re.search(r"@[A-Z_]+@", README), "a measurement is still a placeholder: measure it"

@@ -72,3 +72,4 @@ def test_ci_runs_the_test_command_then_the_slow_tests_docs_and_the_wheel() -> No
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
     steps = [line.strip() for line in ci.splitlines() if line.strip().startswith("make ")]
     assert steps == ["make test", "make test-slow", "make docs", "make wheel-check"]
+    assert "python -m conformance --device cpu" in ci

@@ -122,6 +122,14 @@ def test_the_renderer_reads_what_the_benchmarks_write() -> None:
            "<= 0.5 | yes |" in table
 
 
+def test_a_run_on_a_loaded_machine_says_so() -> None:
+    payload = hooks.load_benchmarks()
+    quiet = dict(payload, machine=dict(payload["machine"], load_average=[2.1, 2.5, 4.0], usable_cores=2))
+    loaded = dict(payload, machine=dict(payload["machine"], load_average=[6.3, 8.8, 8.2], usable_cores=2))
+    assert "A loaded machine" not in hooks.machine_line(quiet)
+    assert "A loaded machine" in hooks.machine_line(loaded)
+
+
 def test_an_unknown_block_or_a_missing_json_fails_the_build(tmp_path: Path) -> None:
     with pytest.raises(KeyError, match="unknown generated block"):
         hooks.render("<!-- generated: benchmark-nonsense -->", {"rows": []})

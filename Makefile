@@ -17,11 +17,12 @@ TORCH_CPU ?= torch==2.13.0
 TORCH_INDEX ?=
 HAS_GPU := $(shell nvidia-smi -L >/dev/null 2>&1 && echo yes)
 comma := ,
-EXTRAS := all,test$(if $(HAS_GPU),$(comma)cupy)
+# The documentation's tools too: the tests check the docs' hooks and (slow) build the site.
+EXTRAS := all,test,docs$(if $(HAS_GPU),$(comma)cupy)
 # At most 4 test workers: each imports torch and JAX; more mostly wait on each other on a small machine.
 PYTEST := $(BIN)/python -m pytest -n auto --maxprocesses 4 -q
-WHEEL_VENV ?= .venv-wheel
 OUTSIDE ?= /tmp/sdeve-outside-checkout
+override OUTSIDE := $(abspath $(OUTSIDE))
 
 .PHONY: help run test test-slow docs dist wheel-check ci clean
 
@@ -74,21 +75,19 @@ dist: | $(BIN)/python
 
 ## The wheel in a fresh environment, used from outside the checkout: the main job and the conformance suite.
 wheel-check: dist
-	rm -rf $(WHEEL_VENV) $(OUTSIDE)
-	$(PYTHON) -m venv $(WHEEL_VENV)
-	$(WHEEL_VENV)/bin/python -m pip install --quiet --upgrade pip
+	rm -rf $(OUTSIDE)
+	$(PYTHON) -m venv $(OUTSIDE)/venv
+	$(OUTSIDE)/venv/bin/python -m pip install --quiet --upgrade pip
 ifeq ($(HAS_GPU),)
-	$(WHEEL_VENV)/bin/python -m pip install --quiet "$(TORCH_CPU)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
+	$(OUTSIDE)/venv/bin/python -m pip install --quiet "$(TORCH_CPU)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 endif
-	$(WHEEL_VENV)/bin/python -m pip install --quiet "$$(ls dist/*.whl)[all,conformance]"
-	mkdir -p $(OUTSIDE)
-	cd $(OUTSIDE) && $(abspath $(WHEEL_VENV))/bin/python -c "import sdeve, sdeve_conformance, sys; \
-		assert '$(abspath .)' not in sdeve.__file__, sdeve.__file__; print('sdeve from', sdeve.__file__)"
-	cd $(OUTSIDE) && $(abspath $(WHEEL_VENV))/bin/sdeve --no-progress --out $(OUTSIDE)/mixture.png
-	cd $(OUTSIDE) && $(abspath $(WHEEL_VENV))/bin/python -m sdeve_conformance --device cpu \
-		--json $(OUTSIDE)/conformance.json > $(OUTSIDE)/conformance.txt \
-		|| (tail -n 30 $(OUTSIDE)/conformance.txt; exit 1)
-	tail -n 12 $(OUTSIDE)/conformance.txt
+	$(OUTSIDE)/venv/bin/python -m pip install --quiet "$$(ls dist/*.whl)[all,conformance]"
+	cd $(OUTSIDE) && venv/bin/python -c "import sdeve, sdeve_backends, sdeve_conformance; \
+		assert all(m.__file__.startswith('$(OUTSIDE)/venv/') for m in (sdeve, sdeve_backends, sdeve_conformance)); \
+		print('imported from', sdeve.__file__)"
+	cd $(OUTSIDE) && venv/bin/sdeve --no-progress --out $(OUTSIDE)/mixture.png
+	cd $(OUTSIDE) && venv/bin/python -m sdeve_conformance --device cpu --json $(OUTSIDE)/conformance.json \
+		--failures-only
 
 ## Everything CI runs (.ci/run).
 ci:
@@ -96,4 +95,4 @@ ci:
 
 ## Remove the environments and everything built.
 clean:
-	rm -rf $(VENV) $(WHEEL_VENV) dist build site *.egg-info $(OUTSIDE)
+	rm -rf $(VENV) dist build site *.egg-info $(OUTSIDE)

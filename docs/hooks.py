@@ -99,10 +99,11 @@ def machine_line(payload: dict[str, Any]) -> str:
     info, settings = payload["machine"], payload["settings"]
     libs = ", ".join(f"{k} {v}" for k, v in info.get("libraries", {}).items())
     load = info.get("load_average")
-    loaded = bool(load) and max(load) > (info.get("usable_cores") or 1)
-    warning = ("\n\n!!! warning \"A loaded machine\"\n    Other work competed for the cores during this run (load "
-               "average above the number of cores): the times are inflated and the ratios noisier than on a quiet "
-               "machine. Rerun on a quiet machine before quoting them.") if loaded else ""
+    # The run itself keeps about the usable cores busy; well above that, other work was competing.
+    loaded = bool(load) and load[0] > 1.5 * (info.get("usable_cores") or 1)
+    warning = ("\n\n!!! warning \"A loaded machine\"\n    Other work competed for the cores during this run (a "
+               "one-minute load average above 1.5 times the cores): the times are inflated and the ratios noisier "
+               "than on a quiet machine. Rerun on a quiet machine before quoting them.") if loaded else ""
     return (
         f"Measured on {info.get('cpu')}, {info.get('usable_cores')} usable cores of {info.get('cores')}"
         f" (load average {', '.join(str(x) for x in load) if load else 'unknown'} at the end of the run), "

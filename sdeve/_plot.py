@@ -78,7 +78,8 @@ def plot_mixture(
         exact = mixture.report(mixture.sample(int(samples.shape[0]), generator=EXACT_SEED, xp="numpy"))
     plt = _pyplot()
     fig = plt.figure(figsize=(18, 7.6), layout="constrained")
-    top, bottom = fig.subfigures(2, 1, height_ratios=[6.0, 1.0])
+    rows: Any = fig.subfigures(2, 1, height_ratios=[6.0, 1.0])  # an array of subfigures
+    top, bottom = rows[0], rows[1]
     top.suptitle(title or "sdeve", fontsize=13)
     panels = top.subfigures(1, 3, width_ratios=[1.0, 1.05, 1.25])
     _samples_panel(panels[0], mixture, samples, report, exact, np)

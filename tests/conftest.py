@@ -43,6 +43,10 @@ SLOW: tuple[tuple[str, str], ...] = (
      "JAX half precision compiles each case anew; float32 runs in the fast run"),
     ("tests/conformance/test_conformance.py::test_check[*-jax-bfloat16]",
      "JAX half precision compiles each case anew; float32 runs in the fast run"),
+    ("tests/conformance/test_conformance.py::test_check[flax-jax-float32]",
+     "compiles the Flax API per case; tests/test_flax.py checks it against the reference in the fast run"),
+    ("tests/conformance/test_conformance.py::test_check[jit-jax-float32]",
+     "compiles each step per case; tests/test_flax.py checks jit against eager in the fast run"),
     ("tests/test_flax.py::test_step_pred_eager_and_jit_match_reference[x64]", "JAX in 64-bit mode"),
     ("tests/test_flax.py::test_step_correct_eager_and_jit_match_reference[x64]", "JAX in 64-bit mode"),
     ("tests/test_torch_dropin.py::test_pipeline_images_match_diffusers[list-*]",
@@ -50,6 +54,14 @@ SLOW: tuple[tuple[str, str], ...] = (
     ("tests/test_torch_dropin.py::test_pipeline_save_and_load", "diffusers' pipeline saved and loaded"),
     ("tests/test_torch_dropin.py::test_pipeline_scheduler_swap_by_from_config", "diffusers' pipeline, swapped"),
     ("tests/test_sharding.py::*", "8 forced JAX CPU devices in a subprocess"),
+    ("tests/conformance/test_suite_can_fail.py::test_an_eager_path_that_indexes_differently_from_jit_fails",
+     "compiles many JAX cases (about 25 s); the suite's other self-tests run in the fast run"),
+    ("tests/test_sampler.py::test_sample_reproduces_the_mixture[images-*-jax]",
+     "JAX compiles the image-shaped loop; points on JAX and images on NumPy and torch run in the fast run"),
+    ("tests/test_sampler.py::test_inpainting_keeps_the_known_part_and_completes_the_rest[jax]",
+     "JAX compiles the masked loop; inpainting on NumPy and torch runs in the fast run"),
+    ("tests/test_sampler.py::test_init_step_drives_the_same_numbers[jax]",
+     "JAX compiles init/step; NumPy and torch run in the fast run, JAX's loop in the compiled-loop test"),
 )
 
 

@@ -23,7 +23,7 @@ from . import reference as ref
 from .backends import LoadedBackend
 from .cases import CASES, Case, Data, make_data
 from .registry import Measure, NotApplicable, check, schedule_dtype_name, worst
-from .tolerances import EPS, FACTOR, MAX, check_meta, max_relative_error, rtol_for, to_numpy
+from .tolerances import EPS, FACTOR, MAX, check_meta, corrector_rtol, max_relative_error, rtol_for, to_numpy
 
 __all__ = ["forbid_dask_compute", "scheduler_for"]
 
@@ -174,7 +174,9 @@ def check_step_correct(backend: LoadedBackend, dtype_label: str, dtype: Any) -> 
             result = scheduler.step_correct(s, x, noise=z)
         check_meta(result.prev_sample, x)
         err = max_relative_error(result.prev_sample, prev_ref, terms["prev"], dtype=dtype)
-        measures.append(Measure("step_correct.prev_sample", err, rtol_for(dtype), f"{case.name}@{position}"))
+        per_example = math.prod(tuple(x.shape)[1:])
+        measures.append(Measure("step_correct.prev_sample", err, corrector_rtol(dtype, per_example),
+                                f"{case.name}@{position}"))
     return [worst("step_correct.prev_sample", measures)]
 
 

@@ -37,11 +37,13 @@ How a tolerance is derived
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 
 __all__ = [
+    "corrector_rtol",
     "EPS",
     "FACTOR",
     "FLOOR",
@@ -128,6 +130,14 @@ def dtype_name(dtype: Any) -> str:
         if name in text:
             return name
     raise ValueError(f"not a floating dtype: {dtype}")
+
+
+def corrector_rtol(dtype: Any, per_example: int) -> float:
+    """The tolerance for a corrector's output: :func:`rtol_for` plus the rounding of its step size, which comes
+    from two per-example norms, sums of ``per_example`` squares. An adapter may fuse that reduction and sum in
+    another order (torch's ``vector_norm``); the standard bound of such a sum, ``sqrt(n) * eps`` for each norm,
+    enters the step size twice (it is squared)."""
+    return rtol_for(dtype) + 2.0 * math.sqrt(per_example) * EPS[dtype_name(dtype)]
 
 
 def rtol_for(dtype: Any, *, schedule_dtype: Any = None, condition: float = 0.0) -> float:

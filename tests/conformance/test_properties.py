@@ -24,7 +24,7 @@ from hypothesis.extra.array_api import make_strategies_namespace
 import sdeve
 from conformance import reference as ref
 from conformance.backends import CONFORMANCE_BACKENDS, LoadedBackend, load_backend
-from conformance.tolerances import EPS, MAX, check_meta, max_relative_error, rtol_for, to_numpy
+from conformance.tolerances import EPS, MAX, check_meta, corrector_rtol, max_relative_error, rtol_for, to_numpy
 
 XPS_NUMPY = make_strategies_namespace(np)
 MAX_ELEMENTS = 2048
@@ -142,7 +142,8 @@ def _agreement(backend_name: str, config: dict[str, Any], shape: tuple[int, ...]
         with np.errstate(invalid="ignore", divide="ignore"):  # an all-zero score: the step size is 0/0
             corr_ref, _, corr_terms = ref.step_correct(xv, sv, zv, config["snr"])
         if np.any(sv != 0) and _fits(dtype_name, corr_ref):
-            assert max_relative_error(corr, corr_ref, corr_terms["prev"], dtype=dtype) <= rtol_for(dtype)
+            tol = corrector_rtol(dtype, math.prod(shape[1:]))
+            assert max_relative_error(corr, corr_ref, corr_terms["prev"], dtype=dtype) <= tol
         noisy = scheduler.add_noise(x, z, position)
         want, scale = ref.add_noise(xv, zv, np.full(shape[0], position), ref.discrete_sigmas(n, config["sigma_min"], config["sigma_max"]))
         check_meta(noisy, x)
@@ -290,4 +291,4 @@ def test_corrector_step_size_follows_the_snr_rule(backend_name: str, config: dic
     moved = to_numpy(scheduler.step_correct(s, x, noise=z).prev_sample) - to_numpy(x)
     expected = want * sv + math.sqrt(2 * want) * zv
     scale = np.abs(to_numpy(x)) + np.abs(want * sv) + math.sqrt(2 * want) * np.abs(zv)
-    assert max_relative_error(moved, expected, scale, dtype="float64") <= 2 * rtol_for("float64")
+    assert max_relative_error(moved, expected, scale, dtype="float64") <= 2 * corrector_rtol("float64", math.prod(shape[1:]))

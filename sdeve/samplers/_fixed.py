@@ -133,3 +133,37 @@ def run_fixed(
     carry, noise.source = backend.fori_loop(1, n - 1, body, (carry, noise.source))
     carry = stepper.step(model, n - 1, carry, noise, first=False, last=True)
     return stepper.output(carry)
+
+
+class WhileSolver(Protocol):
+    """An adaptive sampler as ``init``/``cond``/``body`` over explicit state (``carry[0]`` the sample)."""
+
+    def init(self, x: Array) -> tuple[Array, ...]: ...
+
+    def cond(self, carry: Any) -> Any: ...
+
+    def body(self, model: Model, carry: Any, noise: Any) -> Any: ...
+
+
+def run_while(solver: WhileSolver, model: Model, x: Array, noise: Any, *, backend: Any = None,
+              callback: Callable[[dict[str, Any]], Any] | None = None) -> Any:
+    """Iterate ``solver.body`` while ``solver.cond`` holds. With a ``backend`` (and no callback) through
+    ``backend.while_loop`` with the noise state in the carry (one compiled loop on JAX); otherwise in Python,
+    reading ``cond`` on the host once per iteration (the one read an adaptive loop needs)."""
+    carry = solver.init(x)
+    if backend is None or callback is not None:
+        i = 0
+        while bool(solver.cond(carry)):
+            carry = solver.body(model, carry, noise)
+            if callback is not None:
+                callback({"i": i, "x": carry[0], "t": carry[2], "h": carry[3]})
+            i += 1
+        return carry
+
+    def body(state: tuple[Any, Any]) -> tuple[Any, Any]:
+        inner, source = state
+        draws = type(noise)(noise.backend, source)
+        return solver.body(model, inner, draws), draws.source
+
+    carry, noise.source = backend.while_loop(lambda state: solver.cond(state[0]), body, (carry, noise.source))
+    return carry

@@ -77,12 +77,18 @@ SCHEDULES: dict[str, Callable[..., tuple[float, ...]]] = {
 
 
 def build_sigmas(
-    num_steps: int, *, schedule: str = "karras", sigma_min: float, sigma_max: float, rho: float | None = None
+    num_steps: int, *, schedule: str = "karras", sigma_min: float, sigma_max: float, rho: float | None = None,
+    sigma_start: float | None = None,
 ) -> tuple[float, ...]:
     """The ``num_steps + 1`` levels a sigma-space sampler visits, ending in 0, as Python floats.
 
     ``schedule`` is ``"karras"`` (``rho`` default 7), ``"geometric"`` (no ``rho``) or ``"exponential"``
-    (``rho`` default 1). Raises ``ValueError``/``TypeError`` for anything else.
+    (``rho`` default 1). With ``sigma_start > sigma_max`` the levels are ``sigma_start`` and then the
+    schedule's ``num_steps - 1`` levels from ``sigma_max``: the sample starts as ``N(0, sigma_start^2 I)``,
+    much closer to ``p_sigma_start`` than ``N(0, sigma_max^2 I)`` is to ``p_sigma_max`` (the gap shrinks as
+    ``1 / sigma``), and the first step crosses down to ``sigma_max`` with one model evaluation, where the
+    denoiser barely changes (it tends to the data mean). The model must be valid at ``sigma_start``.
+    Raises ``ValueError``/``TypeError`` for anything else.
     """
     if not isinstance(schedule, str) or schedule not in SCHEDULES:
         raise ValueError(f"schedule must be one of {sorted(SCHEDULES)}, got {schedule!r}")
@@ -94,6 +100,17 @@ def build_sigmas(
     high = check_float("sigma_max", sigma_max, inclusive=False)
     if not high > low:
         raise ValueError(f"sigma_max must exceed sigma_min, got sigma_min={low}, sigma_max={high}")
+    if sigma_start is None:
+        return _levels(schedule, num_steps, low, high, rho)
+    start = check_float("sigma_start", sigma_start, inclusive=False)
+    if not start > high:
+        raise ValueError(f"sigma_start must exceed sigma_max, got sigma_start={start}, sigma_max={high}")
+    if num_steps < 2:
+        raise ValueError("sigma_start needs num_steps >= 2 (one step down to sigma_max, then the schedule)")
+    return (start, *_levels(schedule, num_steps - 1, low, high, rho))
+
+
+def _levels(schedule: str, num_steps: int, low: float, high: float, rho: float | None) -> tuple[float, ...]:
     if schedule == "geometric":
         if rho is not None:
             raise ValueError("rho has no meaning for schedule='geometric'; use 'karras' or 'exponential'")
@@ -219,6 +236,22 @@ def dpmpp_3m_sde_coefficients(sigmas: Sequence[float], eta: float, s_noise: floa
     return _columns(rows)
 
 
+FINAL_STEPS = ("denoise", "trapezoid")
+
+
+def _final(coefficients: Coefficients, sigmas: Sequence[float], final_step: str) -> Coefficients:
+    """The last step's row for ``final_step``: on a step to 0, ``"denoise"`` keeps ``x' = D`` and
+    ``"trapezoid"`` takes ``x' = (x + D) / 2``, the trapezoidal rule with ``dx/dsigma = -sigma score = 0`` at
+    ``sigma = 0`` (second order where the data density is smooth; no extra model evaluation)."""
+    if final_step not in FINAL_STEPS:
+        raise ValueError(f"final_step must be one of {FINAL_STEPS}, got {final_step!r}")
+    if final_step == "denoise" or sigmas[-1] != 0.0:
+        return coefficients
+    a, c0, c1, c2, g = (list(column) for column in coefficients)
+    a[-1], c0[-1], c1[-1], c2[-1], g[-1] = 0.5, 0.5, 0.0, 0.0, 0.0
+    return a, c0, c1, c2, g
+
+
 # ---------------------------------------------------------------------- steppers
 def _tables(columns: Sequence[Sequence[float]], xp: Namespace, device: Any, dtype: Any) -> tuple[SigmaTable, ...]:
     return tuple(SigmaTable(column, xp, device, dtype) for column in columns)
@@ -266,18 +299,19 @@ class LinearStepper:
 class KarrasStepper:
     """Karras et al. (2022), Alg. 2: churn ``x_hat = x + s_noise sqrt(hat^2 - s^2) z`` with
     ``hat = s (1 + gamma)``, an Euler step ``x' = x_hat + (s' - hat) (x_hat - D(x_hat, hat)) / hat``, and with
-    ``heun`` the trapezoidal correction ``x' = x_hat + (s' - hat) (d + d') / 2`` unless ``s' = 0``.
-    ``carry = (x, D)``."""
+    ``heun`` the trapezoidal correction ``x' = x_hat + (s' - hat) (d + d') / 2`` unless ``s' = 0``; with
+    ``trapezoid``, the step to 0 takes ``d' = 0`` (see :func:`_final`). ``carry = (x, D)``."""
 
-    def __init__(self, sigmas: Sequence[float], *, heun: bool, churn: Sequence[float], xp: Namespace,
-                 device: Any, dtype: Any) -> None:
+    def __init__(self, sigmas: Sequence[float], *, heun: bool, churn: Sequence[float], s_noise: float,
+                 trapezoid: bool, xp: Namespace, device: Any, dtype: Any) -> None:
         gammas = churn
         hats = [s * (1.0 + gamma) for s, gamma in zip(sigmas, gammas)]
         self.num_steps = len(sigmas) - 1
         self.heun = heun
         self.ends_at_zero = sigmas[-1] == 0.0
         self.churned = any(gamma > 0 for gamma in gammas)
-        self.s_noise = 1.0
+        self.s_noise = s_noise
+        self.trapezoid = trapezoid and self.ends_at_zero
         columns = (hats, [n - h for n, h in zip(sigmas[1:], hats)], sigmas[1:],
                    [math.sqrt(h * h - s * s) for h, s in zip(hats, sigmas)])
         self.hat, self.dt, self.next, self.churn = _tables(columns, xp, device, dtype)
@@ -293,6 +327,8 @@ class KarrasStepper:
         hat, dt = self.hat.at(i), self.dt.at(i)
         denoised = denoiser(model, x, hat, xp=self.xp)
         d = (x - denoised) / hat
+        if last and self.trapezoid:
+            return (x + d * (dt / 2), denoised)
         out = x + d * dt
         if self.heun and not (last and self.ends_at_zero):
             s_next = self.next.at(i)
@@ -330,18 +366,22 @@ def _churn(sigmas: Sequence[float], s_churn: Any, s_tmin: Any, s_tmax: Any) -> l
 
 
 def _karras(model: Model, x: Array, sigmas: Any, *, heun: bool, noise: Any, callback: Any, disable: Any,
-            backend: Any, s_churn: Any, s_tmin: Any, s_tmax: Any, s_noise: Any, xp: Namespace | None) -> Array:
+            backend: Any, s_churn: Any, s_tmin: Any, s_tmax: Any, s_noise: Any, final_step: str,
+            xp: Namespace | None) -> Array:
     xp, levels, device, dtype = _setup(x, sigmas, xp)
     gammas = _churn(levels, s_churn, s_tmin, s_tmax)
-    stepper = KarrasStepper(levels, heun=heun, churn=gammas, xp=xp, device=device, dtype=dtype)
-    stepper.s_noise = check_float("s_noise", s_noise)
+    if final_step not in FINAL_STEPS:
+        raise ValueError(f"final_step must be one of {FINAL_STEPS}, got {final_step!r}")
+    stepper = KarrasStepper(levels, heun=heun, churn=gammas, s_noise=check_float("s_noise", s_noise),
+                            trapezoid=final_step == "trapezoid", xp=xp, device=device, dtype=dtype)
     _needs_noise(noise, stepper, "heun" if heun else "euler")
     return run_fixed(stepper, model, x, noise, backend=backend, callback=callback, sigmas=levels, disable=disable)
 
 
 def sample_euler(model: Model, x: Array, sigmas: Any, *, noise: Any = None, callback: Any = None,
                  disable: bool | None = None, backend: Any = None, s_churn: float = 0.0, s_tmin: float = 0.0,
-                 s_tmax: float = math.inf, s_noise: float = 1.0, xp: Namespace | None = None) -> Array:
+                 s_tmax: float = math.inf, s_noise: float = 1.0, final_step: str = "denoise",
+                xp: Namespace | None = None) -> Array:
     """Karras et al. (2022), Alg. 2 with Euler steps: ``N = len(sigmas) - 1`` model evaluations.
 
     Parameters
@@ -357,53 +397,58 @@ def sample_euler(model: Model, x: Array, sigmas: Any, *, noise: Any = None, call
     s_churn, s_tmin, s_tmax, s_noise
         Karras et al.'s stochasticity: ``gamma = min(s_churn / N, sqrt(2) - 1)`` on levels in
         ``[s_tmin, s_tmax]``, new noise scaled by ``s_noise``.
+    final_step
+        The step to 0: ``"denoise"`` (``x' = D``, k-diffusion's) or ``"trapezoid"`` (:func:`_final`).
     callback, disable, backend, xp
         Per-step callback (keys ``i``, ``sigma``, ``sigma_next``, ``x``, ``denoised``); ``disable=False``
         shows a progress bar; the backend's loop (compiled on JAX); the namespace.
     """
     return _karras(model, x, sigmas, heun=False, noise=noise, callback=callback, disable=disable, backend=backend,
-                   s_churn=s_churn, s_tmin=s_tmin, s_tmax=s_tmax, s_noise=s_noise, xp=xp)
+                   s_churn=s_churn, s_tmin=s_tmin, s_tmax=s_tmax, s_noise=s_noise, final_step=final_step, xp=xp)
 
 
 def sample_heun(model: Model, x: Array, sigmas: Any, *, noise: Any = None, callback: Any = None,
                 disable: bool | None = None, backend: Any = None, s_churn: float = 0.0, s_tmin: float = 0.0,
-                s_tmax: float = math.inf, s_noise: float = 1.0, xp: Namespace | None = None) -> Array:
+                s_tmax: float = math.inf, s_noise: float = 1.0, final_step: str = "denoise",
+                xp: Namespace | None = None) -> Array:
     """Karras et al. (2022), Alg. 2 (Heun's second-order steps, Euler on a step to 0): ``2N - 1`` model
     evaluations when ``sigmas`` ends in 0. Parameters as :func:`sample_euler`."""
     return _karras(model, x, sigmas, heun=True, noise=noise, callback=callback, disable=disable, backend=backend,
-                   s_churn=s_churn, s_tmin=s_tmin, s_tmax=s_tmax, s_noise=s_noise, xp=xp)
+                   s_churn=s_churn, s_tmin=s_tmin, s_tmax=s_tmax, s_noise=s_noise, final_step=final_step, xp=xp)
 
 
 def _linear(model: Model, x: Array, sigmas: Any, build: Callable[[tuple[float, ...]], Coefficients], *, depth: int,
-            name: str, noise: Any, callback: Any, disable: Any, backend: Any, xp: Namespace | None) -> Array:
+            name: str, noise: Any, callback: Any, disable: Any, backend: Any, xp: Namespace | None,
+            final_step: str = "denoise") -> Array:
     xp, levels, device, dtype = _setup(x, sigmas, xp)
-    stepper = LinearStepper(levels, build(levels), depth=depth, xp=xp, device=device, dtype=dtype)
+    coefficients = _final(build(levels), levels, final_step)
+    stepper = LinearStepper(levels, coefficients, depth=depth, xp=xp, device=device, dtype=dtype)
     _needs_noise(noise, stepper, name)
     return run_fixed(stepper, model, x, noise, backend=backend, callback=callback, sigmas=levels, disable=disable)
 
 
 def sample_euler_ancestral(model: Model, x: Array, sigmas: Any, *, noise: Any = None, callback: Any = None,
                            disable: bool | None = None, backend: Any = None, eta: float = 1.0, s_noise: float = 1.0,
-                           xp: Namespace | None = None) -> Array:
+                           final_step: str = "denoise", xp: Namespace | None = None) -> Array:
     """Euler ancestral (:func:`euler_ancestral_coefficients`): ``N`` model evaluations; ``eta`` scales the
     ancestral noise (0: the Euler ODE step), ``s_noise`` the drawn noise. Other parameters as
     :func:`sample_euler`."""
     eta_, s_noise_ = check_float("eta", eta), check_float("s_noise", s_noise)
     return _linear(model, x, sigmas, lambda v: euler_ancestral_coefficients(v, eta_, s_noise_), depth=0,
-                   name="euler_ancestral", noise=noise, callback=callback, disable=disable, backend=backend, xp=xp)
+                   name="euler_ancestral", noise=noise, callback=callback, disable=disable, backend=backend, xp=xp, final_step=final_step)
 
 
 def sample_dpmpp_2m(model: Model, x: Array, sigmas: Any, *, noise: Any = None, callback: Any = None,
-                    disable: bool | None = None, backend: Any = None, xp: Namespace | None = None) -> Array:
+                    disable: bool | None = None, backend: Any = None, final_step: str = "denoise", xp: Namespace | None = None) -> Array:
     """DPM-Solver++(2M) (:func:`dpmpp_2m_coefficients`): deterministic, ``N`` model evaluations.
     Parameters as :func:`sample_euler`; ``noise`` is not used."""
     return _linear(model, x, sigmas, dpmpp_2m_coefficients, depth=1, name="dpmpp_2m", noise=noise,
-                   callback=callback, disable=disable, backend=backend, xp=xp)
+                   callback=callback, disable=disable, backend=backend, xp=xp, final_step=final_step)
 
 
 def sample_dpmpp_2m_sde(model: Model, x: Array, sigmas: Any, *, noise: Any = None, callback: Any = None,
                         disable: bool | None = None, backend: Any = None, eta: float = 1.0, s_noise: float = 1.0,
-                        solver_type: str = "midpoint", xp: Namespace | None = None) -> Array:
+                        solver_type: str = "midpoint", final_step: str = "denoise", xp: Namespace | None = None) -> Array:
     """DPM-Solver++(2M) SDE (:func:`dpmpp_2m_sde_coefficients`): ``N`` model evaluations; ``eta`` 0 is
     the ODE, 1 the reverse SDE; ``solver_type`` ``"midpoint"`` or ``"heun"``. Other parameters as
     :func:`sample_euler`."""
@@ -411,14 +456,14 @@ def sample_dpmpp_2m_sde(model: Model, x: Array, sigmas: Any, *, noise: Any = Non
         raise ValueError(f"solver_type must be 'midpoint' or 'heun', got {solver_type!r}")
     eta_, s_noise_ = check_float("eta", eta), check_float("s_noise", s_noise)
     return _linear(model, x, sigmas, lambda v: dpmpp_2m_sde_coefficients(v, eta_, s_noise_, solver_type), depth=1,
-                   name="dpmpp_2m_sde", noise=noise, callback=callback, disable=disable, backend=backend, xp=xp)
+                   name="dpmpp_2m_sde", noise=noise, callback=callback, disable=disable, backend=backend, xp=xp, final_step=final_step)
 
 
 def sample_dpmpp_3m_sde(model: Model, x: Array, sigmas: Any, *, noise: Any = None, callback: Any = None,
                         disable: bool | None = None, backend: Any = None, eta: float = 1.0, s_noise: float = 1.0,
-                        xp: Namespace | None = None) -> Array:
+                        final_step: str = "denoise", xp: Namespace | None = None) -> Array:
     """DPM-Solver++(3M) SDE (:func:`dpmpp_3m_sde_coefficients`): ``N`` model evaluations. Parameters as
     :func:`sample_dpmpp_2m_sde`."""
     eta_, s_noise_ = check_float("eta", eta), check_float("s_noise", s_noise)
     return _linear(model, x, sigmas, lambda v: dpmpp_3m_sde_coefficients(v, eta_, s_noise_), depth=2,
-                   name="dpmpp_3m_sde", noise=noise, callback=callback, disable=disable, backend=backend, xp=xp)
+                   name="dpmpp_3m_sde", noise=noise, callback=callback, disable=disable, backend=backend, xp=xp, final_step=final_step)

@@ -1,5 +1,6 @@
 """The sigma-space samplers and Gotta Go Fast on every backend, against float64 NumPy references written here
-from the papers' formulas (not from the samplers' coefficient tables), with the same injected noise."""
+from the papers' formulas (not from the samplers' coefficient tables), with the same injected noise; through
+:func:`sdeve.sample` on JAX, one compiled program equal to the step-by-step run."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import numpy as np
 import pytest
 
 from sdeve.oracles import GaussianMixture
-from sdeve.samplers import adaptive, sigma_space
+from sdeve.samplers import adaptive, sigma_levels, sigma_space
 
 MIX = GaussianMixture([0.5, 0.3, 0.2], [[-2.0, 0.5], [2.5, -1.0], [0.5, 3.0]], [0.5, 0.7, 0.4])
 BATCH = 6
@@ -194,7 +195,7 @@ def test_sampler_matches_float64_reference(backend: Any, case: str, dtype_name: 
     if dtype is None:
         pytest.skip(f"{backend.name} has no {dtype_name}")
     fn, ref, options = CASES[case]
-    sig = list(sigma_space.build_sigmas(7, sigma_min=0.05, sigma_max=10.0, sigma_start=40.0))
+    sig = list(sigma_levels.build_sigmas(7, sigma_min=0.05, sigma_max=10.0, sigma_start=40.0))
     noises = _noises(20)
     expected = ref(_start(sig), sig, iter(noises), **options)
     draws = iter(noises)
@@ -207,7 +208,6 @@ def test_sampler_matches_float64_reference(backend: Any, case: str, dtype_name: 
 
 @pytest.mark.parametrize("error_norm", ["example", "batch"])
 def test_adaptive_matches_float64_reference(backend: Any, error_norm: str) -> None:
-    _skip_lazy(backend)
     dtype = backend.dtypes().get("float64")
     if dtype is None:  # accept/reject decisions would differ from a float64 reference by rounding
         pytest.skip(f"{backend.name} has no float64")
@@ -222,15 +222,7 @@ def test_adaptive_matches_float64_reference(backend: Any, error_norm: str) -> No
     assert bool(info["done"]) and int(info["nfe"]) == 2 * int(info["steps"]) + 1
 
 
-def _skip_lazy(backend: Any) -> None:
-    # STAND-IN: the adaptive loop reads its condition every iteration; on Dask it must persist the state
-    # each iteration (the Dask adapter's settle), which the stand-in driver has no backend for.
-    if backend.name == "dask":
-        pytest.skip("adaptive loop on Dask needs the Dask adapter's per-iteration settle")
-
-
 def test_adaptive_float32_runs(backend: Any) -> None:
-    _skip_lazy(backend)
     rng = np.random.default_rng(3)
     sig = [10.0, 0.05, 0.0]
     x = backend.asarray(_start(sig), backend.dtypes()["float32"])
@@ -239,34 +231,20 @@ def test_adaptive_float32_runs(backend: Any) -> None:
     assert out.dtype == x.dtype and np.all(np.isfinite(backend.to_numpy(out)))
 
 
-def test_dask_stays_lazy() -> None:
-    dask = pytest.importorskip("dask")
-    da = pytest.importorskip("dask.array")
-    sig = list(sigma_space.build_sigmas(6, sigma_min=0.05, sigma_max=10.0))
-    x = da.from_array(_start(sig), chunks=(3, 2))
-
-    def refuse(*args: Any, **kwargs: Any) -> Any:
-        raise AssertionError("a sampler computed a Dask graph")
-
-    with dask.config.set(scheduler=refuse):
-        for fn, _, options in CASES.values():
-            fn(MIX.score, x, sig, noise=lambda like: da.ones_like(like), **options)
-
-
 # ---------------------------------------------------------------------- schedules
 def test_schedules() -> None:
-    karras = sigma_space.build_sigmas(5, sigma_min=0.01, sigma_max=20.0)
+    karras = sigma_levels.build_sigmas(5, sigma_min=0.01, sigma_max=20.0)
     ramp = np.linspace(0, 1, 5)
     expected = (20.0 ** (1 / 7) + ramp * (0.01 ** (1 / 7) - 20.0 ** (1 / 7))) ** 7
     np.testing.assert_allclose(karras[:-1], expected, rtol=1e-12)
     assert karras[-1] == 0.0
-    geometric = sigma_space.build_sigmas(5, schedule="geometric", sigma_min=0.01, sigma_max=20.0)
+    geometric = sigma_levels.build_sigmas(5, schedule="geometric", sigma_min=0.01, sigma_max=20.0)
     np.testing.assert_allclose(geometric[:-1], np.geomspace(20.0, 0.01, 5), rtol=1e-12)
-    exponential = sigma_space.build_sigmas(5, schedule="exponential", sigma_min=0.01, sigma_max=20.0)
+    exponential = sigma_levels.build_sigmas(5, schedule="exponential", sigma_min=0.01, sigma_max=20.0)
     np.testing.assert_allclose(exponential, geometric, rtol=1e-12)
-    started = sigma_space.build_sigmas(5, sigma_min=0.01, sigma_max=20.0, sigma_start=1e4)
+    started = sigma_levels.build_sigmas(5, sigma_min=0.01, sigma_max=20.0, sigma_start=1e4)
     assert started[0] == 1e4 and len(started) == 6
-    np.testing.assert_allclose(started[1:], sigma_space.build_sigmas(4, sigma_min=0.01, sigma_max=20.0))
+    np.testing.assert_allclose(started[1:], sigma_levels.build_sigmas(4, sigma_min=0.01, sigma_max=20.0))
 
 
 BAD_SAMPLER_OPTIONS = [
@@ -312,7 +290,7 @@ def test_bad_sigmas_raise(sigmas: Any) -> None:
 def test_bad_schedules_raise(kwargs: dict[str, Any]) -> None:
     args = {"num_steps": 5, "sigma_min": 0.01, "sigma_max": 10.0, **kwargs}
     with pytest.raises((ValueError, TypeError)):
-        sigma_space.build_sigmas(args.pop("num_steps"), **args)
+        sigma_levels.build_sigmas(args.pop("num_steps"), **args)
 
 
 def test_noise_is_required_only_when_drawn() -> None:
@@ -326,3 +304,108 @@ def test_model_with_a_wrong_shape_raises() -> None:
     sig = [10.0, 1.0, 0.0]
     with pytest.raises(ValueError, match="shape"):
         sigma_space.sample_euler(lambda x, s: x[:, :1], _start(sig), sig)
+
+
+# ---------------------------------------------------------------------- through sdeve.sample
+SIGMA_SAMPLERS = ("euler", "heun", "euler_ancestral", "dpmpp_2m", "dpmpp_2m_sde", "dpmpp_3m_sde", "adaptive_sde")
+
+
+def test_registered() -> None:
+    import sdeve
+
+    assert set(SIGMA_SAMPLERS) <= set(sdeve.SAMPLERS)
+
+
+def _scheduler() -> Any:
+    import sdeve
+
+    return sdeve.ScoreSdeVeScheduler(sigma_min=0.05, sigma_max=10.0)
+
+
+@pytest.mark.parametrize("name", SIGMA_SAMPLERS)
+def test_jax_compiled_equals_step_by_step(name: str) -> None:
+    """Without a callback the run is one compiled program (``fori_loop``/``while_loop`` under ``jax.jit``);
+    with one, Python steps. Same key, same draws: the same samples."""
+    pytest.importorskip("jax")
+    import sdeve
+
+    options: dict[str, Any] = {"s_churn": 1.0} if name in ("euler", "heun") else {}
+    kwargs = {"sampler": name, "scheduler": _scheduler(), "num_inference_steps": 6, "generator": 0, "xp": "jax",
+              **options}
+    compiled = sdeve.sample(MIX.score, (BATCH, 2), **kwargs)
+    steps: list[int] = []
+    stepped = sdeve.sample(MIX.score, (BATCH, 2), callback=lambda info: steps.append(info["i"]), **kwargs)
+    assert steps  # the callback ran, so the second run was step by step
+    np.testing.assert_allclose(np.asarray(compiled), np.asarray(stepped), rtol=2e-5, atol=2e-5)
+
+
+@pytest.mark.parametrize("name", SIGMA_SAMPLERS[:-1])
+def test_jax_traces_the_model_a_fixed_number_of_times(name: str) -> None:
+    """One program whatever ``N``: the model is traced for the first step, the loop body and the last step."""
+    pytest.importorskip("jax")
+    import sdeve
+
+    traces = []
+    for steps in (5, 9):
+        calls = [0]
+        mixture = GaussianMixture([0.5, 0.5], [[-1.0, 0.0], [1.0, 0.0]], [0.5, 0.5])
+
+        def model(x: Any, sigma: Any, calls: list[int] = calls, mixture: GaussianMixture = mixture) -> Any:
+            calls[0] += 1
+            return mixture.score(x, sigma)
+
+        sdeve.sample(model, (BATCH, 2), sampler=name, scheduler=_scheduler(), num_inference_steps=steps,
+                     generator=0, xp="jax")
+        traces.append(calls[0])
+    assert traces[0] == traces[1] <= 6
+
+
+@pytest.mark.parametrize("name", SIGMA_SAMPLERS[:-1])
+def test_sdedit_and_inpainting(name: str) -> None:
+    import sdeve
+
+    init = np.tile(np.array([[2.5, -1.0]]), (BATCH, 1))
+    mask = np.array([[1.0, 0.0]])
+    out = sdeve.sample(MIX.score, (BATCH, 2), sampler=name, scheduler=_scheduler(), num_inference_steps=8,
+                       generator=0, init=init, strength=0.5, mask=mask)
+    np.testing.assert_allclose(out[:, 0], init[:, 0], atol=1e-12)
+    assert np.all(np.isfinite(out))
+
+
+@pytest.mark.parametrize(("options", "error"), [({"schedule": "cosine"}, ValueError), ({"rho": -1.0}, ValueError),
+                                                ({"sigma_start": 1.0}, ValueError), ({"snr": 0.1}, TypeError),
+                                                ({"eta": -1.0}, ValueError), ({"final_step": 1}, ValueError)])
+def test_bad_options_through_sample(options: dict[str, Any], error: type[Exception]) -> None:
+    import sdeve
+
+    with pytest.raises(error):
+        sdeve.sample(MIX.score, (BATCH, 2), sampler="dpmpp_2m_sde", scheduler=_scheduler(), num_inference_steps=4,
+                     generator=0, **options)
+
+
+def test_mask_is_refused_by_the_adaptive_sampler() -> None:
+    import sdeve
+
+    with pytest.raises(ValueError):
+        sdeve.sample(MIX.score, (BATCH, 2), sampler="adaptive_sde", scheduler=_scheduler(), num_inference_steps=4,
+                     generator=0, init=np.zeros((BATCH, 2)), mask=np.ones((1, 2)))
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("name", SIGMA_SAMPLERS[:-1])
+def test_torch_cuda_never_synchronises(name: str) -> None:
+    """Fixed-step samplers read nothing from the device between steps."""
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    import sdeve
+
+    generator = torch.Generator("cuda").manual_seed(0)
+    sdeve.sample(MIX.score, (BATCH, 2), sampler=name, scheduler=_scheduler(), num_inference_steps=3,
+                 generator=generator, device="cuda")  # warm-up: caches, lazy imports
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        sdeve.sample(MIX.score, (BATCH, 2), sampler=name, scheduler=_scheduler(), num_inference_steps=6,
+                     generator=generator, device="cuda")
+    finally:
+        torch.cuda.set_sync_debug_mode("default")

@@ -7,6 +7,7 @@ is what :func:`sdeve.sample` resolved) and the options it accepts. :data:`SAMPLE
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -76,5 +77,14 @@ def run_pc(run: Run, *, predictor: str = "reverse_diffusion", corrector: str = "
 
 register(SamplerSpec("pc", run_pc, ("predictor", "corrector", "snr", "correct_steps")))
 register(SamplerSpec("ode", run_ode, ("method", "rtol", "atol")))
+
+# The sigma-space samplers (issue 10): k-diffusion's names; every one also takes the schedule options.
+from . import adaptive, sigma_space  # noqa: E402 - after the registry they add to
+
+for _name, _options in sigma_space.OPTIONS.items():
+    register(SamplerSpec(_name, functools.partial(sigma_space.run_sigma_space, _name),
+                         sigma_space.SCHEDULE_OPTIONS + _options))
+register(SamplerSpec("adaptive_sde", adaptive.run_adaptive_sde, sigma_space.SCHEDULE_OPTIONS + adaptive.OPTIONS,
+                     has_levels=False))
 
 SAMPLERS: tuple[str, ...] = tuple(_REGISTRY)

@@ -12,127 +12,46 @@ Every sampler but Heun is one linear update per model evaluation,
 whose coefficients depend only on the levels and the options. They are computed once on the host in float64
 (the ``*_coefficients`` functions, one per sampler, each citing its formula) and read per step from a table,
 so no step branches on an array value: on JAX the loop is one compiled program, on torch no step reads the
-device, on Dask the graph stays lazy. Noise comes only from the injected noise source.
+device. Noise comes only from the injected noise source.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import numpy as np
-
-from .._xp import Array, Namespace, array_namespace, compute_dtype, device_of
-from ._fixed import Carry, Model, SigmaTable, check_float, denoiser, run_fixed
+from .._xp import Array, Namespace, array_namespace, device_of
+from ..backends import backend_for
+from ..protocols import NoiseSource
+from ._denoiser import check_float, denoiser
+from ._loop import Carry, Model, Table, run_fixed, static_field
+from ._run import Run
+from ..validation import check_levels_fit
+from .pc import Inpainting
+from .sigma_levels import build_sigmas, check_sigmas
 
 __all__ = [
-    "SCHEDULES",
-    "build_sigmas",
-    "check_sigmas",
+    "FINAL_STEPS",
+    "KarrasStepper",
+    "LinearStepper",
     "dpmpp_2m_coefficients",
     "dpmpp_2m_sde_coefficients",
     "dpmpp_3m_sde_coefficients",
     "euler_ancestral_coefficients",
-    "karras_sigmas",
+    "final_coefficients",
+    "karras_churn",
     "sample_dpmpp_2m",
     "sample_dpmpp_2m_sde",
     "sample_dpmpp_3m_sde",
     "sample_euler",
     "sample_euler_ancestral",
     "sample_heun",
+    "run_sigma_space",
 ]
 
 Coefficients = tuple[list[float], list[float], list[float], list[float], list[float]]
-
-
-# ---------------------------------------------------------------------- schedules (host, float64)
-def karras_sigmas(n: int, sigma_min: float, sigma_max: float, rho: float = 7.0) -> tuple[float, ...]:
-    """Karras et al. (2022), eq. (5): ``(sigma_max^(1/rho) + k/(n-1) (sigma_min^(1/rho) - sigma_max^(1/rho)))^rho``
-    for ``k = 0..n-1``, then 0: ``n + 1`` decreasing levels."""
-    ramp = np.linspace(0.0, 1.0, n, dtype=np.float64)
-    lo, hi = sigma_min ** (1.0 / rho), sigma_max ** (1.0 / rho)
-    return (*(float(v) for v in (hi + ramp * (lo - hi)) ** rho), 0.0)
-
-
-def geometric_sigmas(n: int, sigma_min: float, sigma_max: float) -> tuple[float, ...]:
-    """Song et al.'s VE levels, ``sigma_max (sigma_min / sigma_max)^(k/(n-1))`` (uniform in ``log sigma``),
-    then 0."""
-    return (*(float(v) for v in np.exp(np.linspace(math.log(sigma_max), math.log(sigma_min), n))), 0.0)
-
-
-def exponential_sigmas(n: int, sigma_min: float, sigma_max: float, rho: float = 1.0) -> tuple[float, ...]:
-    """k-diffusion's polyexponential levels: ``log sigma`` runs from ``log sigma_max`` to ``log sigma_min`` as
-    ``(1 - k/(n-1))^rho``; ``rho = 1`` is :func:`geometric_sigmas`, ``rho > 1`` spends more steps at low noise."""
-    ramp = np.linspace(1.0, 0.0, n, dtype=np.float64) ** rho
-    lo, hi = math.log(sigma_min), math.log(sigma_max)
-    return (*(float(v) for v in np.exp(lo + ramp * (hi - lo))), 0.0)
-
-
-SCHEDULES: dict[str, Callable[..., tuple[float, ...]]] = {
-    "karras": karras_sigmas,
-    "geometric": geometric_sigmas,
-    "exponential": exponential_sigmas,
-}
-
-
-def build_sigmas(
-    num_steps: int, *, schedule: str = "karras", sigma_min: float, sigma_max: float, rho: float | None = None,
-    sigma_start: float | None = None,
-) -> tuple[float, ...]:
-    """The ``num_steps + 1`` levels a sigma-space sampler visits, ending in 0, as Python floats.
-
-    ``schedule`` is ``"karras"`` (``rho`` default 7), ``"geometric"`` (no ``rho``) or ``"exponential"``
-    (``rho`` default 1). With ``sigma_start > sigma_max`` the levels are ``sigma_start`` and then the
-    schedule's ``num_steps - 1`` levels from ``sigma_max``: the sample starts as ``N(0, sigma_start^2 I)``,
-    much closer to ``p_sigma_start`` than ``N(0, sigma_max^2 I)`` is to ``p_sigma_max`` (the gap shrinks as
-    ``1 / sigma``), and the first step crosses down to ``sigma_max`` with one model evaluation, where the
-    denoiser barely changes (it tends to the data mean). The model must be valid at ``sigma_start``.
-    Raises ``ValueError``/``TypeError`` for anything else.
-    """
-    if not isinstance(schedule, str) or schedule not in SCHEDULES:
-        raise ValueError(f"schedule must be one of {sorted(SCHEDULES)}, got {schedule!r}")
-    if isinstance(num_steps, bool) or not isinstance(num_steps, int):
-        raise TypeError(f"num_steps must be an int >= 1, got {num_steps!r}")
-    if num_steps < 1:
-        raise ValueError(f"num_steps must be >= 1, got {num_steps}")
-    low = check_float("sigma_min", sigma_min, inclusive=False)
-    high = check_float("sigma_max", sigma_max, inclusive=False)
-    if not high > low:
-        raise ValueError(f"sigma_max must exceed sigma_min, got sigma_min={low}, sigma_max={high}")
-    if sigma_start is None:
-        return _levels(schedule, num_steps, low, high, rho)
-    start = check_float("sigma_start", sigma_start, inclusive=False)
-    if not start > high:
-        raise ValueError(f"sigma_start must exceed sigma_max, got sigma_start={start}, sigma_max={high}")
-    if num_steps < 2:
-        raise ValueError("sigma_start needs num_steps >= 2 (one step down to sigma_max, then the schedule)")
-    return (start, *_levels(schedule, num_steps - 1, low, high, rho))
-
-
-def _levels(schedule: str, num_steps: int, low: float, high: float, rho: float | None) -> tuple[float, ...]:
-    if schedule == "geometric":
-        if rho is not None:
-            raise ValueError("rho has no meaning for schedule='geometric'; use 'karras' or 'exponential'")
-        return geometric_sigmas(num_steps, low, high)
-    default = 7.0 if schedule == "karras" else 1.0
-    power = default if rho is None else check_float("rho", rho, inclusive=False)
-    return SCHEDULES[schedule](num_steps, low, high, power)
-
-
-def check_sigmas(sigmas: Any) -> tuple[float, ...]:
-    """``sigmas`` as a tuple of at least two finite floats, strictly decreasing, positive except a final 0."""
-    try:
-        values = tuple(float(v) for v in sigmas)
-    except (TypeError, ValueError):
-        raise TypeError(f"sigmas must be a sequence of numbers, got {type(sigmas).__name__}") from None
-    if len(values) < 2:
-        raise ValueError(f"sigmas must hold at least two levels (one step), got {len(values)}")
-    if not all(math.isfinite(v) for v in values) or min(values[:-1]) <= 0 or values[-1] < 0:
-        raise ValueError("sigmas must be finite and positive, except that the last may be 0")
-    if any(b >= a for a, b in zip(values, values[1:])):
-        raise ValueError("sigmas must be strictly decreasing")
-    return values
 
 
 # ---------------------------------------------------------------------- coefficients (host, float64)
@@ -239,7 +158,7 @@ def dpmpp_3m_sde_coefficients(sigmas: Sequence[float], eta: float, s_noise: floa
 FINAL_STEPS = ("denoise", "trapezoid")
 
 
-def _final(coefficients: Coefficients, sigmas: Sequence[float], final_step: str) -> Coefficients:
+def final_coefficients(coefficients: Coefficients, sigmas: Sequence[float], final_step: str) -> Coefficients:
     """The last step's row for ``final_step``: on a step to 0, ``"denoise"`` keeps ``x' = D`` and
     ``"trapezoid"`` takes ``x' = (x + D) / 2``, the trapezoidal rule with ``dx/dsigma = -sigma score = 0`` at
     ``sigma = 0`` (second order where the data density is smooth; no extra model evaluation)."""
@@ -253,135 +172,261 @@ def _final(coefficients: Coefficients, sigmas: Sequence[float], final_step: str)
 
 
 # ---------------------------------------------------------------------- steppers
-def _tables(columns: Sequence[Sequence[float]], xp: Namespace, device: Any, dtype: Any) -> tuple[SigmaTable, ...]:
-    return tuple(SigmaTable(column, xp, device, dtype) for column in columns)
+def _tables(columns: Sequence[Sequence[float]], *, xp: Namespace, device: Any, dtype: Any) -> tuple[Table, ...]:
+    return tuple(Table.build(column, xp=xp, device=device, dtype=dtype) for column in columns)
 
 
+def _report(i: int, levels: tuple[float, ...] | None, carry: Carry) -> dict[str, Any]:
+    sigma, sigma_next = (levels[i], levels[i + 1]) if levels is not None else (math.nan, math.nan)
+    return {"i": i, "sigma": sigma, "sigma_next": sigma_next, "x": carry[0], "denoised": carry[1]}
+
+
+@dataclasses.dataclass(frozen=True)
 class LinearStepper:
-    """``x_next = a x + c0 D + c1 D_prev + c2 D_prev2 + g z`` with per-step coefficients from a table.
+    """``x_next = a x + c0 D + c1 D_prev + c2 D_prev2 + g z`` with per-step coefficients from tables.
 
     ``carry = (x, D, D_prev)``: the sample, the last denoised estimate and the one before (zeros until there
-    are any; their coefficients are 0 there). ``depth`` is how many past estimates the formula reads (0-2);
-    noise is drawn only when some ``g`` is non-zero, and never on a step whose ``g`` is 0 by construction
-    (a step to 0).
+    are any, where their coefficients are 0). ``depth`` is how many past estimates the formula reads (0-2);
+    noise is drawn only where some ``g`` is non-zero (never on a step to 0). With ``constraint`` (inpainting)
+    the known part is imposed at the next level after every step (one more draw).
     """
 
-    def __init__(self, sigmas: Sequence[float], coefficients: Coefficients, *, depth: int, xp: Namespace,
-                 device: Any, dtype: Any) -> None:
-        self.num_steps = len(sigmas) - 1
-        self.sigma = SigmaTable(sigmas[:-1], xp, device, dtype)
-        self.a, self.c0, self.c1, self.c2, self.g = _tables(coefficients, xp, device, dtype)
-        self.depth = depth
-        self.noisy = any(v != 0.0 for v in coefficients[4])
-        self.last_noisy = coefficients[4][-1] != 0.0
-        self.xp = xp
+    sigma: Table
+    next: Table
+    a: Table
+    c0: Table
+    c1: Table
+    c2: Table
+    g: Table
+    constraint: Inpainting | None
+    num_steps: int = static_field()
+    depth: int = static_field()
+    noisy: bool = static_field()
+    last_noisy: bool = static_field()
+    xp: Namespace = static_field()
+    levels: tuple[float, ...] | None = static_field(host_only=True)
+
+    @classmethod
+    def build(cls, levels: Sequence[float], coefficients: Coefficients, *, depth: int, xp: Namespace, device: Any,
+              dtype: Any, constraint: Inpainting | None = None) -> LinearStepper:
+        """The stepper over ``levels`` (``N + 1`` values) with ``coefficients`` (five ``(N,)`` columns)."""
+        names = ("sigma", "next", "a", "c0", "c1", "c2", "g")
+        tables = dict(zip(names, _tables((levels[:-1], levels[1:], *coefficients), xp=xp, device=device,
+                                         dtype=dtype)))
+        noisy = any(v != 0.0 for v in coefficients[4])
+        return cls(**tables, constraint=constraint, num_steps=len(levels) - 1, depth=depth, noisy=noisy,
+                   last_noisy=noisy and coefficients[4][-1] != 0.0, xp=xp, levels=tuple(levels))
 
     def init(self, x: Array) -> Carry:
         zeros = self.xp.zeros_like(x)
         return (x, zeros, zeros)
 
-    def step(self, model: Model, i: Any, carry: Carry, noise: Any, *, first: bool, last: bool) -> Carry:
+    def step(self, model: Model, i: Any, carry: Carry, noise: NoiseSource, *, first: bool, last: bool) -> Carry:
+        xp = self.xp
         x, previous, older = carry
-        denoised = denoiser(model, x, self.sigma.at(i), xp=self.xp)
-        out = self.a.at(i) * x + self.c0.at(i) * denoised
+        denoised = denoiser(model, x, self.sigma.at(i, xp=xp), xp=xp)
+        out = self.a.at(i, xp=xp) * x + self.c0.at(i, xp=xp) * denoised
         if self.depth >= 1 and not first:
-            out = out + self.c1.at(i) * previous
+            out = out + self.c1.at(i, xp=xp) * previous
         if self.depth >= 2 and not first:
-            out = out + self.c2.at(i) * older
+            out = out + self.c2.at(i, xp=xp) * older
         if self.noisy and (self.last_noisy or not last):
-            out = out + self.g.at(i) * noise(x)
+            out = out + self.g.at(i, xp=xp) * noise(x)
+        if self.constraint is not None:
+            out, _ = self.constraint.apply(out, out, self.next.at(i, xp=xp), noise, xp=xp)
         return (out, denoised, previous)
 
     def output(self, carry: Carry) -> Array:
         return carry[0]
 
+    def report(self, i: int, carry: Carry) -> dict[str, Any]:
+        return _report(i, self.levels, carry)
 
+    @property
+    def draws_per_step(self) -> int:
+        """Noise arrays a middle step draws."""
+        return int(self.noisy) + int(self.constraint is not None)
+
+
+@dataclasses.dataclass(frozen=True)
 class KarrasStepper:
     """Karras et al. (2022), Alg. 2: churn ``x_hat = x + s_noise sqrt(hat^2 - s^2) z`` with
     ``hat = s (1 + gamma)``, an Euler step ``x' = x_hat + (s' - hat) (x_hat - D(x_hat, hat)) / hat``, and with
     ``heun`` the trapezoidal correction ``x' = x_hat + (s' - hat) (d + d') / 2`` unless ``s' = 0``; with
-    ``trapezoid``, the step to 0 takes ``d' = 0`` (see :func:`_final`). ``carry = (x, D)``."""
+    ``trapezoid``, the step to 0 takes ``d' = 0`` (see :func:`final_coefficients`). ``carry = (x, D)``."""
 
-    def __init__(self, sigmas: Sequence[float], *, heun: bool, churn: Sequence[float], s_noise: float,
-                 trapezoid: bool, xp: Namespace, device: Any, dtype: Any) -> None:
-        gammas = churn
-        hats = [s * (1.0 + gamma) for s, gamma in zip(sigmas, gammas)]
-        self.num_steps = len(sigmas) - 1
-        self.heun = heun
-        self.ends_at_zero = sigmas[-1] == 0.0
-        self.churned = any(gamma > 0 for gamma in gammas)
-        self.s_noise = s_noise
-        self.trapezoid = trapezoid and self.ends_at_zero
-        columns = (hats, [n - h for n, h in zip(sigmas[1:], hats)], sigmas[1:],
-                   [math.sqrt(h * h - s * s) for h, s in zip(hats, sigmas)])
-        self.hat, self.dt, self.next, self.churn = _tables(columns, xp, device, dtype)
-        self.xp = xp
+    hat: Table
+    dt: Table
+    next: Table
+    churn: Table
+    constraint: Inpainting | None
+    num_steps: int = static_field()
+    heun: bool = static_field()
+    churned: bool = static_field()
+    ends_at_zero: bool = static_field()
+    trapezoid: bool = static_field()
+    xp: Namespace = static_field()
+    levels: tuple[float, ...] | None = static_field(host_only=True)
+
+    @classmethod
+    def build(cls, levels: Sequence[float], gammas: Sequence[float], *, heun: bool, s_noise: float, trapezoid: bool,
+              xp: Namespace, device: Any, dtype: Any, constraint: Inpainting | None = None) -> KarrasStepper:
+        """The stepper over ``levels`` with Karras et al.'s ``gamma_i`` per step."""
+        hats = [s * (1.0 + gamma) for s, gamma in zip(levels, gammas)]
+        columns = (hats, [n - h for n, h in zip(levels[1:], hats)], levels[1:],
+                   [s_noise * math.sqrt(h * h - s * s) for h, s in zip(hats, levels)])
+        zero = levels[-1] == 0.0
+        tables = dict(zip(("hat", "dt", "next", "churn"), _tables(columns, xp=xp, device=device, dtype=dtype)))
+        return cls(**tables, constraint=constraint, num_steps=len(levels) - 1, heun=heun,
+                   churned=any(gamma > 0 for gamma in gammas), ends_at_zero=zero, trapezoid=trapezoid and zero,
+                   xp=xp, levels=tuple(levels))
 
     def init(self, x: Array) -> Carry:
         return (x, self.xp.zeros_like(x))
 
-    def step(self, model: Model, i: Any, carry: Carry, noise: Any, *, first: bool, last: bool) -> Carry:
+    def step(self, model: Model, i: Any, carry: Carry, noise: NoiseSource, *, first: bool, last: bool) -> Carry:
+        xp = self.xp
         x = carry[0]
         if self.churned:
-            x = x + self.churn.at(i) * (self.s_noise * noise(x))
-        hat, dt = self.hat.at(i), self.dt.at(i)
-        denoised = denoiser(model, x, hat, xp=self.xp)
+            x = x + self.churn.at(i, xp=xp) * noise(x)
+        hat, dt = self.hat.at(i, xp=xp), self.dt.at(i, xp=xp)
+        denoised = denoiser(model, x, hat, xp=xp)
         d = (x - denoised) / hat
         if last and self.trapezoid:
-            return (x + d * (dt / 2), denoised)
-        out = x + d * dt
+            out = x + d * (dt / 2)
+        else:
+            out = x + d * dt
         if self.heun and not (last and self.ends_at_zero):
-            s_next = self.next.at(i)
-            d_next = (out - denoiser(model, out, s_next, xp=self.xp)) / s_next
+            s_next = self.next.at(i, xp=xp)
+            d_next = (out - denoiser(model, out, s_next, xp=xp)) / s_next
             out = x + (d + d_next) / 2 * dt
+        if self.constraint is not None:
+            out, _ = self.constraint.apply(out, out, self.next.at(i, xp=xp), noise, xp=xp)
         return (out, denoised)
 
     def output(self, carry: Carry) -> Array:
         return carry[0]
 
+    def report(self, i: int, carry: Carry) -> dict[str, Any]:
+        return _report(i, self.levels, carry)
 
-# ---------------------------------------------------------------------- the samplers
-def _setup(x: Array, sigmas: Any, xp: Namespace | None) -> tuple[Namespace, tuple[float, ...], Any, Any]:
-    xp = array_namespace(x) if xp is None else xp
-    if getattr(x, "ndim", 0) < 1:
-        raise ValueError(f"x must have a batch axis (shape (B, ...)), got shape {tuple(getattr(x, 'shape', ()))}")
-    return xp, check_sigmas(sigmas), device_of(x), x.dtype
-
-
-def _needs_noise(noise: Any, stepper: Any, name: str) -> None:
-    if noise is None and (getattr(stepper, "noisy", False) or getattr(stepper, "churned", False)):
-        raise TypeError(f"{name} with these options draws noise: pass noise= (a noise source, noise(like) -> "
-                        f"standard normals like `like`)")
+    @property
+    def draws_per_step(self) -> int:
+        """Noise arrays a middle step draws."""
+        return int(self.churned) + int(self.constraint is not None)
 
 
-def _churn(sigmas: Sequence[float], s_churn: Any, s_tmin: Any, s_tmax: Any) -> list[float]:
-    """Karras et al.'s ``gamma_i = min(S_churn / N, sqrt(2) - 1)`` where ``S_tmin <= sigma_i <= S_tmax``."""
+def karras_churn(levels: Sequence[float], s_churn: Any, s_tmin: Any, s_tmax: Any) -> list[float]:
+    """Karras et al.'s ``gamma_i = min(S_churn / N, sqrt(2) - 1)`` where ``S_tmin <= sigma_i <= S_tmax``, else 0."""
     churn = check_float("s_churn", s_churn)
     low = check_float("s_tmin", s_tmin)
     high = check_float("s_tmax", s_tmax, infinite=True)
     if high < low:
         raise ValueError(f"s_tmax must be >= s_tmin, got s_tmin={low}, s_tmax={high}")
-    gamma = min(churn / (len(sigmas) - 1), math.sqrt(2.0) - 1.0)
-    return [gamma if low <= s <= high else 0.0 for s in sigmas[:-1]]
+    gamma = min(churn / (len(levels) - 1), math.sqrt(2.0) - 1.0)
+    return [gamma if low <= s <= high else 0.0 for s in levels[:-1]]
 
 
-def _karras(model: Model, x: Array, sigmas: Any, *, heun: bool, noise: Any, callback: Any, disable: Any,
-            backend: Any, s_churn: Any, s_tmin: Any, s_tmax: Any, s_noise: Any, final_step: str,
-            xp: Namespace | None) -> Array:
-    xp, levels, device, dtype = _setup(x, sigmas, xp)
-    gammas = _churn(levels, s_churn, s_tmin, s_tmax)
+# ---------------------------------------------------------------------- the samplers' options
+def _karras_options(levels: Sequence[float], options: dict[str, Any]) -> dict[str, Any]:
+    gammas = karras_churn(levels, options.pop("s_churn", 0.0), options.pop("s_tmin", 0.0),
+                          options.pop("s_tmax", math.inf))
+    s_noise = check_float("s_noise", options.pop("s_noise", 1.0))
+    return {"gammas": gammas, "s_noise": s_noise, "trapezoid": _final_step(options) == "trapezoid"}
+
+
+def _final_step(options: dict[str, Any]) -> str:
+    final_step = options.pop("final_step", "denoise")
     if final_step not in FINAL_STEPS:
         raise ValueError(f"final_step must be one of {FINAL_STEPS}, got {final_step!r}")
-    stepper = KarrasStepper(levels, heun=heun, churn=gammas, s_noise=check_float("s_noise", s_noise),
-                            trapezoid=final_step == "trapezoid", xp=xp, device=device, dtype=dtype)
-    _needs_noise(noise, stepper, "heun" if heun else "euler")
-    return run_fixed(stepper, model, x, noise, backend=backend, callback=callback, sigmas=levels, disable=disable)
+    return str(final_step)
+
+
+def _eta_noise(options: dict[str, Any]) -> tuple[float, float]:
+    return check_float("eta", options.pop("eta", 1.0)), check_float("s_noise", options.pop("s_noise", 1.0))
+
+
+def _solver_type(options: dict[str, Any]) -> str:
+    solver_type = options.pop("solver_type", "midpoint")
+    if solver_type not in ("midpoint", "heun"):
+        raise ValueError(f"solver_type must be 'midpoint' or 'heun', got {solver_type!r}")
+    return str(solver_type)
+
+
+def _coefficients(name: str, levels: tuple[float, ...], options: dict[str, Any]) -> tuple[Coefficients, int]:
+    """The coefficient columns and history depth of linear sampler ``name``; consumes its options."""
+    if name == "euler_ancestral":
+        eta, s_noise = _eta_noise(options)
+        columns, depth = euler_ancestral_coefficients(levels, eta, s_noise), 0
+    elif name == "dpmpp_2m":
+        columns, depth = dpmpp_2m_coefficients(levels), 1
+    elif name == "dpmpp_2m_sde":
+        eta, s_noise = _eta_noise(options)
+        columns, depth = dpmpp_2m_sde_coefficients(levels, eta, s_noise, _solver_type(options)), 1
+    else:
+        eta, s_noise = _eta_noise(options)
+        columns, depth = dpmpp_3m_sde_coefficients(levels, eta, s_noise), 2
+    return final_coefficients(columns, levels, _final_step(options)), depth
+
+
+OPTIONS: dict[str, tuple[str, ...]] = {
+    "euler": ("s_churn", "s_tmin", "s_tmax", "s_noise", "final_step"),
+    "heun": ("s_churn", "s_tmin", "s_tmax", "s_noise", "final_step"),
+    "euler_ancestral": ("eta", "s_noise", "final_step"),
+    "dpmpp_2m": ("final_step",),
+    "dpmpp_2m_sde": ("eta", "s_noise", "solver_type", "final_step"),
+    "dpmpp_3m_sde": ("eta", "s_noise", "final_step"),
+}
+
+
+def build_stepper(name: str, levels: Sequence[float], *, xp: Namespace, device: Any, dtype: Any,
+                  constraint: Inpainting | None = None, **options: Any) -> LinearStepper | KarrasStepper:
+    """The stepper of sampler ``name`` (a key of :data:`OPTIONS`) over ``levels``; ``TypeError`` for options it
+    does not take, ``ValueError``/``TypeError`` for bad values."""
+    unknown = sorted(set(options) - set(OPTIONS[name]))
+    if unknown:
+        raise TypeError(f"{name} got unexpected options {unknown}; it takes: {', '.join(OPTIONS[name])}")
+    checked = check_sigmas(levels)
+    where = {"xp": xp, "device": device, "dtype": dtype, "constraint": constraint}
+    if name in ("euler", "heun"):
+        return KarrasStepper.build(checked, heun=name == "heun", **_karras_options(checked, options), **where)
+    columns, depth = _coefficients(name, checked, options)
+    return LinearStepper.build(checked, columns, depth=depth, **where)
+
+
+# ---------------------------------------------------------------------- k-diffusion's functions
+def drive(stepper: LinearStepper | KarrasStepper, model: Model, x: Array, noise: Any,
+          callback: Callable[[dict[str, Any]], Any] | None = None, disable: bool | None = None) -> Array:
+    """Run ``stepper`` from ``x``: on the shared driver when ``noise`` is a :class:`~sdeve.protocols.NoiseSource`
+    (compiled on JAX), else step by step in Python with ``noise`` any callable ``noise(like)`` (or ``None``
+    when the sampler draws none)."""
+    if isinstance(noise, NoiseSource):
+        return run_fixed(stepper, model, x, noise=noise, callback=callback, disable=disable)
+    if noise is None and stepper.draws_per_step:
+        raise TypeError("this sampler with these options draws noise: pass noise= (a NoiseSource, or a callable "
+                        "noise(like) -> standard normals like `like`)")
+    backend = backend_for(x)
+    carry = stepper.init(x)
+    n = stepper.num_steps
+    for i in range(n):
+        carry = backend.settle(stepper.step(model, i, carry, noise, first=i == 0, last=i == n - 1), carry)
+        if callback is not None:
+            callback(stepper.report(i, carry))
+    return stepper.output(carry)
+
+
+def _sample(name: str, model: Model, x: Array, sigmas: Any, noise: Any, callback: Any, disable: Any,
+            options: dict[str, Any]) -> Array:
+    if getattr(x, "ndim", 0) < 1:
+        raise ValueError(f"x must have a batch axis (shape (B, ...)), got shape {tuple(getattr(x, 'shape', ()))}")
+    xp = array_namespace(x)
+    stepper = build_stepper(name, check_sigmas(sigmas), xp=xp, device=device_of(x), dtype=x.dtype, **options)
+    return drive(stepper, model, x, noise, callback, disable)
 
 
 def sample_euler(model: Model, x: Array, sigmas: Any, *, noise: Any = None, callback: Any = None,
-                 disable: bool | None = None, backend: Any = None, s_churn: float = 0.0, s_tmin: float = 0.0,
-                 s_tmax: float = math.inf, s_noise: float = 1.0, final_step: str = "denoise",
-                xp: Namespace | None = None) -> Array:
+                 disable: bool | None = None, s_churn: float = 0.0, s_tmin: float = 0.0, s_tmax: float = math.inf,
+                 s_noise: float = 1.0, final_step: str = "denoise") -> Array:
     """Karras et al. (2022), Alg. 2 with Euler steps: ``N = len(sigmas) - 1`` model evaluations.
 
     Parameters
@@ -391,79 +436,91 @@ def sample_euler(model: Model, x: Array, sigmas: Any, *, noise: Any = None, call
     x
         The start, ``(B, ...)`` (``sigmas[0] * z`` for a fresh sample); the result has its shape and dtype.
     sigmas
-        Decreasing levels, positive but for a final 0 (:func:`build_sigmas`).
+        Decreasing levels, positive but for a final 0 (:func:`sdeve.samplers.sigma_levels.build_sigmas`).
     noise
-        The noise source (needed only with ``s_churn > 0``).
+        A :class:`~sdeve.protocols.NoiseSource` (then the loop may compile), or any callable
+        ``noise(like)``; needed only with ``s_churn > 0``.
+    callback, disable
+        Called after every step with ``i``, ``sigma``, ``sigma_next``, ``x``, ``denoised``; ``disable=False``
+        shows a progress bar.
     s_churn, s_tmin, s_tmax, s_noise
         Karras et al.'s stochasticity: ``gamma = min(s_churn / N, sqrt(2) - 1)`` on levels in
         ``[s_tmin, s_tmax]``, new noise scaled by ``s_noise``.
     final_step
-        The step to 0: ``"denoise"`` (``x' = D``, k-diffusion's) or ``"trapezoid"`` (:func:`_final`).
-    callback, disable, backend, xp
-        Per-step callback (keys ``i``, ``sigma``, ``sigma_next``, ``x``, ``denoised``); ``disable=False``
-        shows a progress bar; the backend's loop (compiled on JAX); the namespace.
+        The step to 0: ``"denoise"`` (``x' = D``, k-diffusion's) or ``"trapezoid"`` (:func:`final_coefficients`).
     """
-    return _karras(model, x, sigmas, heun=False, noise=noise, callback=callback, disable=disable, backend=backend,
-                   s_churn=s_churn, s_tmin=s_tmin, s_tmax=s_tmax, s_noise=s_noise, final_step=final_step, xp=xp)
+    options = {"s_churn": s_churn, "s_tmin": s_tmin, "s_tmax": s_tmax, "s_noise": s_noise, "final_step": final_step}
+    return _sample("euler", model, x, sigmas, noise, callback, disable, options)
 
 
 def sample_heun(model: Model, x: Array, sigmas: Any, *, noise: Any = None, callback: Any = None,
-                disable: bool | None = None, backend: Any = None, s_churn: float = 0.0, s_tmin: float = 0.0,
-                s_tmax: float = math.inf, s_noise: float = 1.0, final_step: str = "denoise",
-                xp: Namespace | None = None) -> Array:
+                disable: bool | None = None, s_churn: float = 0.0, s_tmin: float = 0.0, s_tmax: float = math.inf,
+                s_noise: float = 1.0, final_step: str = "denoise") -> Array:
     """Karras et al. (2022), Alg. 2 (Heun's second-order steps, Euler on a step to 0): ``2N - 1`` model
     evaluations when ``sigmas`` ends in 0. Parameters as :func:`sample_euler`."""
-    return _karras(model, x, sigmas, heun=True, noise=noise, callback=callback, disable=disable, backend=backend,
-                   s_churn=s_churn, s_tmin=s_tmin, s_tmax=s_tmax, s_noise=s_noise, final_step=final_step, xp=xp)
-
-
-def _linear(model: Model, x: Array, sigmas: Any, build: Callable[[tuple[float, ...]], Coefficients], *, depth: int,
-            name: str, noise: Any, callback: Any, disable: Any, backend: Any, xp: Namespace | None,
-            final_step: str = "denoise") -> Array:
-    xp, levels, device, dtype = _setup(x, sigmas, xp)
-    coefficients = _final(build(levels), levels, final_step)
-    stepper = LinearStepper(levels, coefficients, depth=depth, xp=xp, device=device, dtype=dtype)
-    _needs_noise(noise, stepper, name)
-    return run_fixed(stepper, model, x, noise, backend=backend, callback=callback, sigmas=levels, disable=disable)
+    options = {"s_churn": s_churn, "s_tmin": s_tmin, "s_tmax": s_tmax, "s_noise": s_noise, "final_step": final_step}
+    return _sample("heun", model, x, sigmas, noise, callback, disable, options)
 
 
 def sample_euler_ancestral(model: Model, x: Array, sigmas: Any, *, noise: Any = None, callback: Any = None,
-                           disable: bool | None = None, backend: Any = None, eta: float = 1.0, s_noise: float = 1.0,
-                           final_step: str = "denoise", xp: Namespace | None = None) -> Array:
+                           disable: bool | None = None, eta: float = 1.0, s_noise: float = 1.0,
+                           final_step: str = "denoise") -> Array:
     """Euler ancestral (:func:`euler_ancestral_coefficients`): ``N`` model evaluations; ``eta`` scales the
     ancestral noise (0: the Euler ODE step), ``s_noise`` the drawn noise. Other parameters as
     :func:`sample_euler`."""
-    eta_, s_noise_ = check_float("eta", eta), check_float("s_noise", s_noise)
-    return _linear(model, x, sigmas, lambda v: euler_ancestral_coefficients(v, eta_, s_noise_), depth=0,
-                   name="euler_ancestral", noise=noise, callback=callback, disable=disable, backend=backend, xp=xp, final_step=final_step)
+    options = {"eta": eta, "s_noise": s_noise, "final_step": final_step}
+    return _sample("euler_ancestral", model, x, sigmas, noise, callback, disable, options)
 
 
 def sample_dpmpp_2m(model: Model, x: Array, sigmas: Any, *, noise: Any = None, callback: Any = None,
-                    disable: bool | None = None, backend: Any = None, final_step: str = "denoise", xp: Namespace | None = None) -> Array:
+                    disable: bool | None = None, final_step: str = "denoise") -> Array:
     """DPM-Solver++(2M) (:func:`dpmpp_2m_coefficients`): deterministic, ``N`` model evaluations.
     Parameters as :func:`sample_euler`; ``noise`` is not used."""
-    return _linear(model, x, sigmas, dpmpp_2m_coefficients, depth=1, name="dpmpp_2m", noise=noise,
-                   callback=callback, disable=disable, backend=backend, xp=xp, final_step=final_step)
+    return _sample("dpmpp_2m", model, x, sigmas, noise, callback, disable, {"final_step": final_step})
 
 
 def sample_dpmpp_2m_sde(model: Model, x: Array, sigmas: Any, *, noise: Any = None, callback: Any = None,
-                        disable: bool | None = None, backend: Any = None, eta: float = 1.0, s_noise: float = 1.0,
-                        solver_type: str = "midpoint", final_step: str = "denoise", xp: Namespace | None = None) -> Array:
-    """DPM-Solver++(2M) SDE (:func:`dpmpp_2m_sde_coefficients`): ``N`` model evaluations; ``eta`` 0 is
-    the ODE, 1 the reverse SDE; ``solver_type`` ``"midpoint"`` or ``"heun"``. Other parameters as
+                        disable: bool | None = None, eta: float = 1.0, s_noise: float = 1.0,
+                        solver_type: str = "midpoint", final_step: str = "denoise") -> Array:
+    """DPM-Solver++(2M) SDE (:func:`dpmpp_2m_sde_coefficients`): ``N`` model evaluations; ``eta`` 0 is the
+    ODE, 1 the reverse SDE; ``solver_type`` ``"midpoint"`` or ``"heun"``. Other parameters as
     :func:`sample_euler`."""
-    if solver_type not in ("midpoint", "heun"):
-        raise ValueError(f"solver_type must be 'midpoint' or 'heun', got {solver_type!r}")
-    eta_, s_noise_ = check_float("eta", eta), check_float("s_noise", s_noise)
-    return _linear(model, x, sigmas, lambda v: dpmpp_2m_sde_coefficients(v, eta_, s_noise_, solver_type), depth=1,
-                   name="dpmpp_2m_sde", noise=noise, callback=callback, disable=disable, backend=backend, xp=xp, final_step=final_step)
+    options = {"eta": eta, "s_noise": s_noise, "solver_type": solver_type, "final_step": final_step}
+    return _sample("dpmpp_2m_sde", model, x, sigmas, noise, callback, disable, options)
 
 
 def sample_dpmpp_3m_sde(model: Model, x: Array, sigmas: Any, *, noise: Any = None, callback: Any = None,
-                        disable: bool | None = None, backend: Any = None, eta: float = 1.0, s_noise: float = 1.0,
-                        final_step: str = "denoise", xp: Namespace | None = None) -> Array:
-    """DPM-Solver++(3M) SDE (:func:`dpmpp_3m_sde_coefficients`): ``N`` model evaluations. Parameters as
-    :func:`sample_dpmpp_2m_sde`."""
-    eta_, s_noise_ = check_float("eta", eta), check_float("s_noise", s_noise)
-    return _linear(model, x, sigmas, lambda v: dpmpp_3m_sde_coefficients(v, eta_, s_noise_), depth=2,
-                   name="dpmpp_3m_sde", noise=noise, callback=callback, disable=disable, backend=backend, xp=xp, final_step=final_step)
+                        disable: bool | None = None, eta: float = 1.0, s_noise: float = 1.0,
+                        final_step: str = "denoise") -> Array:
+    """DPM-Solver++(3M) SDE (:func:`dpmpp_3m_sde_coefficients`): ``N`` model evaluations; ``eta = 0`` is the
+    third-order multistep ODE solver. Parameters as :func:`sample_dpmpp_2m_sde`."""
+    options = {"eta": eta, "s_noise": s_noise, "final_step": final_step}
+    return _sample("dpmpp_3m_sde", model, x, sigmas, noise, callback, disable, options)
+
+
+# ---------------------------------------------------------------------- sdeve.sample's entry
+SCHEDULE_OPTIONS = ("schedule", "rho", "sigma_min", "sigma_max", "sigma_start")
+
+
+def run_levels(run: Run, options: dict[str, Any]) -> tuple[float, ...]:
+    """The levels :func:`sdeve.sample` visits for ``run``: ``num_inference_steps`` steps of the schedule the
+    options name (``sigma_min``/``sigma_max`` default to the scheduler's), from SDEdit's first kept step.
+    Consumes the schedule options."""
+    chosen = {name: options.pop(name) for name in SCHEDULE_OPTIONS if name in options}
+    levels = build_sigmas(run.num_steps, schedule=chosen.get("schedule", "karras"), rho=chosen.get("rho"),
+                          sigma_min=chosen.get("sigma_min", run.config.sigma_min),
+                          sigma_max=chosen.get("sigma_max", run.config.sigma_max),
+                          sigma_start=chosen.get("sigma_start"))
+    check_levels_fit(min(v for v in levels if v > 0), levels[0], run.dtype, xp=run.xp)
+    return levels[run.first_step:]
+
+
+def run_sigma_space(name: str, run: Run, **options: Any) -> Array:
+    """Sampler ``name`` of this module for :func:`sdeve.sample` (registered in :mod:`sdeve.samplers`)."""
+    levels = run_levels(run, options)
+    constraint = None if run.mask is None else Inpainting(run.init, run.mask)
+    stepper = build_stepper(name, levels, xp=run.xp, device=run.device, dtype=run.dtype, constraint=constraint,
+                            **options)
+    return run_fixed(stepper, run.model, run.start_sample(levels[0]), noise=run.noise, callback=run.callback,
+                     disable=run.disable, compile_step=run.compile_step, step_index=run.step_index,
+                     strict=run.strict)

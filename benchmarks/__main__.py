@@ -37,7 +37,11 @@ def parser() -> argparse.ArgumentParser:
                    help="torch.set_num_threads(N) first (on a loaded machine torch's thread pool can stall badly)")
     p.add_argument("--scaling", action="store_true",
                    help="instead: time against batch size and steps, print the table, write the plot")
-    p.add_argument("--plot", metavar="PATH", default="docs/scaling.png", help="with --scaling: where the plot goes")
+    p.add_argument("--plot", metavar="PATH", help="with --scaling or --quality: where the plot goes "
+                   "(default docs/scaling.png, docs/quality.png)")
+    p.add_argument("--quality", action="store_true",
+                   help="instead: sample quality against model evaluations, sdeve's samplers and k-diffusion's "
+                        "(needs the bench extra), print the table, write the plot")
     return p
 
 
@@ -63,7 +67,12 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     if args.scaling:
         from . import scaling
 
-        return scaling.main(settings, args.plot, args.json)
+        return scaling.main(settings, args.plot or "docs/scaling.png", args.json)
+    if args.quality:
+        from . import quality
+
+        chosen = quality.QualitySettings.quick() if args.quick else quality.QualitySettings()
+        return quality.main(chosen, args.plot or "docs/quality.png", args.json)
     started = time.perf_counter()
     result = Result()
     for name, group in GROUPS.items():

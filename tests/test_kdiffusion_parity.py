@@ -95,3 +95,17 @@ def test_exponential_levels_match() -> None:
     geometric = sigma_space.build_sigmas(10, schedule="geometric", sigma_min=0.01, sigma_max=20.0)
     np.testing.assert_allclose(geometric, KD.get_sigmas_exponential(10, 0.01, 20.0).double().numpy(), rtol=1e-5)
     assert math.isclose(geometric[0], 20.0)
+
+
+def test_quality_benchmark_runs(tmp_path: Any, capsys: Any) -> None:
+    """``python -m benchmarks --quality`` in miniature: a table with both sides, the targets, a plot."""
+    pytest.importorskip("matplotlib")
+    from benchmarks import quality
+
+    settings = quality.QualitySettings(n=300, seeds=(0,), dims=(2,), budgets=(10,), kd_schedules=((0.01, 20.0),),
+                                       floor_backends=())
+    payload = quality.main(settings, plot_path=str(tmp_path / "quality.png"))
+    sides = {row["side"] for row in payload["rows"]}
+    assert {"sdeve", "k-diffusion", "exact"} <= sides
+    assert (tmp_path / "quality.png").stat().st_size > 0
+    assert "at least as good" in capsys.readouterr().out

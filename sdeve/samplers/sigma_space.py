@@ -29,7 +29,6 @@ from ..validation import check_levels_fit
 from ._denoiser import check_float, denoiser
 from ._loop import Carry, Model, Table, run_fixed, static_field
 from ._run import Run
-from .pc import Inpainting
 from .sigma_coefficients import (
     FINAL_STEPS,
     Coefficients,
@@ -71,8 +70,9 @@ class LinearStepper:
 
     ``carry = (x, D, D_prev)``: the sample, the last denoised estimate and the one before (zeros until there
     are any, where their coefficients are 0). ``depth`` is how many past estimates the formula reads (0-2);
-    noise is drawn only where some ``g`` is non-zero (never on a step to 0). With ``constraint`` (inpainting)
-    the known part is imposed at the next level after every step (one more draw).
+    noise is drawn only where some ``g`` is non-zero (never on a step to 0). With ``constraint`` (inpainting,
+    colorization: :mod:`sdeve.controllable`) the known part is imposed at the next level after every step (one
+    more draw).
     """
 
     sigma: Table
@@ -82,7 +82,7 @@ class LinearStepper:
     c1: Table
     c2: Table
     g: Table
-    constraint: Inpainting | None
+    constraint: Any
     num_steps: int = static_field()
     depth: int = static_field()
     noisy: bool = static_field()
@@ -92,7 +92,7 @@ class LinearStepper:
 
     @classmethod
     def build(cls, levels: Sequence[float], coefficients: Coefficients, *, depth: int, xp: Namespace, device: Any,
-              dtype: Any, constraint: Inpainting | None = None) -> LinearStepper:
+              dtype: Any, constraint: Any = None) -> LinearStepper:
         """The stepper over ``levels`` (``N + 1`` values) with ``coefficients`` (five ``(N,)`` columns)."""
         names = ("sigma", "next", "a", "c0", "c1", "c2", "g")
         tables = dict(zip(names, _tables((levels[:-1], levels[1:], *coefficients), xp=xp, device=device,
@@ -143,7 +143,7 @@ class KarrasStepper:
     dt: Table
     next: Table
     churn: Table
-    constraint: Inpainting | None
+    constraint: Any
     num_steps: int = static_field()
     heun: bool = static_field()
     churned: bool = static_field()
@@ -154,7 +154,7 @@ class KarrasStepper:
 
     @classmethod
     def build(cls, levels: Sequence[float], gammas: Sequence[float], *, heun: bool, s_noise: float, trapezoid: bool,
-              xp: Namespace, device: Any, dtype: Any, constraint: Inpainting | None = None) -> KarrasStepper:
+              xp: Namespace, device: Any, dtype: Any, constraint: Any = None) -> KarrasStepper:
         """The stepper over ``levels`` with Karras et al.'s ``gamma_i`` per step."""
         hats = [s * (1.0 + gamma) for s, gamma in zip(levels, gammas)]
         columns = (hats, [n - h for n, h in zip(levels[1:], hats)], levels[1:],
@@ -264,7 +264,7 @@ OPTIONS: dict[str, tuple[str, ...]] = {
 
 
 def build_stepper(name: str, levels: Sequence[float], *, xp: Namespace, device: Any, dtype: Any,
-                  constraint: Inpainting | None = None, **options: Any) -> LinearStepper | KarrasStepper:
+                  constraint: Any = None, **options: Any) -> LinearStepper | KarrasStepper:
     """The stepper of sampler ``name`` (a key of :data:`OPTIONS`) over ``levels``; ``TypeError`` for options it
     does not take, ``ValueError``/``TypeError`` for bad values."""
     unknown = sorted(set(options) - set(OPTIONS[name]))
@@ -402,9 +402,8 @@ def run_levels(run: Run, options: dict[str, Any]) -> tuple[float, ...]:
 def run_sigma_space(name: str, run: Run, **options: Any) -> Array:
     """Sampler ``name`` of this module for :func:`sdeve.sample` (registered in :mod:`sdeve.samplers`)."""
     levels = run_levels(run, options)
-    constraint = None if run.mask is None else Inpainting(run.init, run.mask)
-    stepper = build_stepper(name, levels, xp=run.xp, device=run.device, dtype=run.dtype, constraint=constraint,
-                            **options)
+    stepper = build_stepper(name, levels, xp=run.xp, device=run.device, dtype=run.dtype,
+                            constraint=run.constraint, **options)
     return run_fixed(stepper, run.model, run.start_sample(levels[0]), noise=run.noise, callback=run.callback,
                      disable=run.disable, compile_step=run.compile_step, step_index=run.step_index,
                      strict=run.strict)

@@ -205,9 +205,22 @@ def sample(
     shape
         The sample shape ``(B, ...)``, batch first.
     sampler
-        ``"pc"`` (default): Song et al.'s predictor-corrector sampler, with options ``predictor``
-        (``"reverse_diffusion"`` | ``"euler_maruyama"`` | ``"ancestral"`` | ``"none"``), ``corrector``
-        (``"langevin"`` | ``"ald"`` | ``"none"``), ``snr`` and ``correct_steps`` (default: the scheduler's).
+        One of :data:`sdeve.SAMPLERS`; unknown options raise ``TypeError`` naming the ones it takes.
+
+        - ``"pc"`` (default): Song et al.'s predictor-corrector sampler (:mod:`sdeve.samplers.pc`), options
+          ``predictor`` (``"reverse_diffusion"`` | ``"euler_maruyama"`` | ``"ancestral"`` | ``"none"``),
+          ``corrector`` (``"langevin"`` | ``"ald"`` | ``"none"``), ``snr`` and ``correct_steps`` (default: the
+          scheduler's).
+        - ``"ode"``: the probability-flow ODE (:mod:`sdeve.samplers.ode`), options ``method`` (``"rk45"``,
+          adaptive Dormand-Prince, | ``"heun"`` | ``"euler"``), ``rtol``, ``atol`` (1e-5, Song's).
+        - ``"euler"``, ``"heun"`` (Karras et al. 2022, Alg. 2: ``s_churn``, ``s_tmin``, ``s_tmax``,
+          ``s_noise``), ``"euler_ancestral"`` (``eta``, ``s_noise``), ``"dpmpp_2m"``, ``"dpmpp_2m_sde"``,
+          ``"dpmpp_3m_sde"`` (``eta``, ``s_noise``; Lu et al. 2022), ``"adaptive_sde"`` (Jolicoeur-Martineau et
+          al. 2021: ``rtol``, ``atol``, ``error_norm``...): k-diffusion's samplers on the denoiser
+          ``D(x, sigma) = x + sigma^2 model(x, sigma)`` (:mod:`sdeve.samplers.sigma_space`), with the schedule
+          options ``schedule`` (``"karras"`` | ``"geometric"`` | ``"exponential"``), ``rho``, ``sigma_min``,
+          ``sigma_max`` (default the scheduler's), ``sigma_start`` and ``final_step``. ``N`` is their number of
+          levels; see ``docs/quality.md`` for the schedule that reaches the noise floor in 10 evaluations.
     scheduler
         A :class:`sdeve.ScoreSdeVeScheduler` (or the torch drop-in): its config gives ``snr``, ``sigma_min``,
         ``sigma_max``, ``sampling_eps`` and ``correct_steps``. Default: diffusers' defaults.

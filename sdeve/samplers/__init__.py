@@ -13,6 +13,7 @@ from typing import Any
 
 from .._xp import Array
 from ..schedule import Schedule
+from . import adaptive, sigma_space
 from ._loop import run_fixed
 from ._run import Run
 from .ode import run_ode
@@ -78,9 +79,7 @@ def run_pc(run: Run, *, predictor: str = "reverse_diffusion", corrector: str = "
 register(SamplerSpec("pc", run_pc, ("predictor", "corrector", "snr", "correct_steps")))
 register(SamplerSpec("ode", run_ode, ("method", "rtol", "atol")))
 
-# The sigma-space samplers (issue 10): k-diffusion's names; every one also takes the schedule options.
-from . import adaptive, sigma_space  # noqa: E402 - after the registry they add to
-
+# The sigma-space samplers: k-diffusion's names; every one also takes the schedule options.
 for _name, _options in sigma_space.OPTIONS.items():
     register(SamplerSpec(_name, functools.partial(sigma_space.run_sigma_space, _name),
                          sigma_space.SCHEDULE_OPTIONS + _options))

@@ -24,9 +24,10 @@ def levels_like(x: Array, sigma: Any, *, xp: Namespace) -> Array:
 def denoiser(model: Model, x: Array, sigma: Any, *, xp: Namespace) -> Array:
     """``D(x, sigma) = x + sigma^2 score(x, sigma)`` (Tweedie's formula; Karras et al. 2022, eq. (3)).
 
-    ``x`` is ``(B, ...)``; ``sigma`` a Python float or a 0-d array. Returns an array like ``x``.
+    ``x`` is ``(B, ...)``; ``sigma`` a Python float or a 0-d array. Returns an array like ``x``. Taken as
+    ``sigma (sigma s)``: ``sigma^2`` alone overflows half precision at large levels.
     """
-    return x + (sigma * sigma) * score(model, x, levels_like(x, sigma, xp=xp))
+    return x + sigma * (sigma * score(model, x, levels_like(x, sigma, xp=xp)))
 
 
 def check_float(name: str, value: Any, *, low: float = 0.0, inclusive: bool = True, infinite: bool = False) -> float:

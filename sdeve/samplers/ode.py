@@ -38,6 +38,7 @@ from .._xp import Array, Namespace, array_namespace, device_of, index_dtype, sch
 from ..backends import backend_for
 from ..protocols import BackendBase, NoiseSource
 from ..schedule import sigma_of_t, timesteps_host
+from ._denoiser import denoiser
 from ._loop import Carry, Table, run_fixed, static_field
 from ._run import Run
 from .pc import score
@@ -377,14 +378,6 @@ def finished(solution: Solution, backend: Any) -> State:
         return solution.y
     xp = array_namespace(*solution.y)
     return tuple(xp.where(ok, y, xp.full_like(y, math.nan)) for y in solution.y)
-
-
-def denoiser(model: Model, x: Array, sigma: Any, *, xp: Namespace) -> Array:
-    """``D(x, sigma) = x + sigma^2 model(x, sigma)`` (Tweedie's formula), the model told ``sigma`` as ``(B,)``;
-    ``sigma`` a Python float or a 0-d array in ``x``'s dtype. Taken as ``sigma (sigma s)``: ``sigma^2`` alone
-    overflows half precision."""
-    sigma_b = sigma * xp.ones((x.shape[0],), dtype=x.dtype, device=device_of(x))
-    return x + sigma * (sigma * score(model, x, sigma_b))
 
 
 # ---------------------------------------------------------------------------------------------- fixed steps

@@ -243,3 +243,56 @@ def noised(x: Any, z: Any, idx: Any, levels: np.ndarray) -> np.ndarray:
 def term_scale(*terms: Any) -> float:
     """The largest magnitude among the terms summed into a result (the scale errors are measured against)."""
     return max(float(np.max(np.abs(np.asarray(t, dtype=F64)))) for t in terms)
+
+
+# ---------------------------------------------------------------------- Song et al.'s PC pairs and the ODE
+def pc_run(score: Any, x: np.ndarray, levels: Any, model_sigmas: Any, noises: Any, predictor: str, corrector: str,
+           snr: float, correct_steps: int) -> np.ndarray:
+    """Song et al.'s PC sampler (Alg. 2; ``sampling.py``'s predictors and correctors for the VE SDE) in float64:
+    ``levels`` decreasing then the level below the last (0), ``model_sigmas`` ``sigma(t_i)``, ``noises`` an
+    iterator of standard normals consumed in Song's order (correctors, then the predictor). Returns the last mean."""
+    x = np.asarray(x, dtype=F64)
+    n = len(levels) - 1
+    log_ratio = math.log(levels[0]) - math.log(levels[n - 1])
+    mean = x
+    for i in range(n):
+        level, below, told = float(levels[i]), float(levels[i + 1]), float(model_sigmas[i])
+        for _ in range(correct_steps if corrector != "none" else 0):
+            grad, z = score(x, np.full(x.shape[0], told)), next(noises)
+            if corrector == "langevin":
+                eps = corrector_step_size(grad, z, snr)
+            else:  # annealed Langevin dynamics
+                eps = 2.0 * (snr * told) ** 2
+            mean = x + eps * grad
+            x = mean + math.sqrt(2.0 * eps) * z
+        if predictor == "none":
+            mean = x
+            continue
+        grad, z = score(x, np.full(x.shape[0], told)), next(noises)
+        drift = level * level - below * below
+        if predictor == "reverse_diffusion":
+            std = math.sqrt(drift)
+        elif predictor == "ancestral":
+            std = math.sqrt(below * below * drift / (level * level))
+        else:  # Euler-Maruyama with Song's dt = -1/N
+            g = told * math.sqrt(2.0 * log_ratio)
+            drift, std = g * g / n, g * math.sqrt(1.0 / n)
+        mean = x + drift * grad
+        x = mean + std * z
+    return mean
+
+
+def flow_run(denoise: Any, x: np.ndarray, levels: Any, heun: bool) -> np.ndarray:
+    """The probability-flow ODE ``dx/dsigma = (x - D(x, sigma)) / sigma`` by Euler or Heun steps over ``levels``
+    (decreasing, ending in 0: the last step is ``x <- D(x, sigma)``), float64."""
+    x = np.asarray(x, dtype=F64)
+    for level, below in zip(levels[:-1], levels[1:]):
+        d = (x - denoise(x, level)) / level
+        if below == 0:
+            x = denoise(x, level)
+        elif heun:
+            trial = x + (below - level) * d
+            x = x + (below - level) * 0.5 * (d + (trial - denoise(trial, below)) / below)
+        else:
+            x = x + (below - level) * d
+    return x

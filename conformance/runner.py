@@ -17,7 +17,7 @@ __all__ = ["Report", "import_checks", "load_all", "run", "select_backends"]
 
 def import_checks() -> None:
     """Import the modules that register checks (idempotent)."""
-    from . import checks, checks_frontends, checks_noise, checks_sigma  # noqa: F401 - they register checks
+    from . import checks, checks_frontends, checks_noise, checks_pc, checks_sigma  # noqa: F401 - they register checks
 
 
 @dataclasses.dataclass

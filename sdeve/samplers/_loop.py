@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from .._xp import Array, Namespace
+from ..backends import backend_for
 from ..protocols import NoiseSource, static_field
 
 __all__ = ["Constraint", "Stepper", "Table", "run_fixed", "static_field"]
@@ -66,7 +67,7 @@ class Stepper(Protocol):
 
     def init(self, x: Array) -> Carry: ...
 
-    def step(self, model: Model, i: Any, carry: Carry, noise: NoiseSource, *, first: bool, last: bool) -> Carry: ...
+    def step(self, model: Model, i: Any, carry: Carry, noise: Any, *, first: bool, last: bool) -> Carry: ...
 
     def output(self, carry: Carry) -> Array: ...
 
@@ -89,12 +90,12 @@ class Replay:
 
 
 def _compiled_step(stepper: Stepper, model: Model, compile_step: Callable[..., Any],
-                   step_index: Callable[[int], Any] | None, noise: NoiseSource) -> Callable[..., Carry]:
+                   step_index: Callable[[int], Any] | None, noise: Any) -> Callable[..., Carry]:
     """``step(i, carry)`` with ``stepper.step`` compiled once for the middle steps: its noise drawn outside the
     compiled function and its index handed over by ``step_index`` (a device tensor: no recompilation)."""
 
     def inner(index: Any, carry: Carry, *draws: Array) -> Carry:
-        return stepper.step(model, index, carry, Replay(draws), first=False, last=False)  # type: ignore[arg-type]
+        return stepper.step(model, index, carry, Replay(draws), first=False, last=False)
 
     compiled = compile_step(inner)
 
@@ -131,7 +132,7 @@ def run_fixed(
     model: Model,
     x: Array,
     *,
-    noise: NoiseSource,
+    noise: NoiseSource | Callable[[Array], Array] | None,
     start: int = 0,
     callback: Callable[[dict[str, Any]], Any] | None = None,
     disable: bool | None = None,
@@ -143,11 +144,12 @@ def run_fixed(
 
     With no ``callback`` and the progress bar disabled (the default), the backend may compile the whole run
     into one program; otherwise the steps run one by one and ``callback(stepper.report(i, carry))`` follows
-    each. ``noise`` carries on from where the run left it. ``compile_step`` (with ``step_index``) compiles the
-    middle steps one at a time instead (``torch.compile``).
+    each. ``noise`` carries on from where the run left it; any other callable ``noise(like)`` (draws made
+    elsewhere) runs the steps one by one. ``compile_step`` (with ``step_index``) compiles the middle steps one at
+    a time instead (``torch.compile``).
     """
-    backend = noise.backend
-    if callback is None and (disable is None or disable) and compile_step is None:
+    backend = noise.backend if isinstance(noise, NoiseSource) else backend_for(x)
+    if isinstance(noise, NoiseSource) and callback is None and (disable is None or disable) and compile_step is None:
         out, noise.source = backend.compile_program(_run_program, model, (stepper, x, noise.source),
                                                     (backend, start), strict=strict)
         return out

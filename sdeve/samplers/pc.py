@@ -23,6 +23,7 @@ import numpy as np
 
 from .. import updates
 from .._xp import Array, Namespace, array_namespace, device_of
+from ..backends import backend_for
 from ..protocols import NoiseSource
 from ..schedule import Schedule
 from ..validation import check_pair
@@ -170,7 +171,7 @@ class PCStepper:
 
 
 def sample_pc(
-    model: Model, x: Array, sigmas: Sequence[float], *, noise: NoiseSource,
+    model: Model, x: Array, sigmas: Sequence[float], *, noise: NoiseSource | Callable[[Array], Array],
     callback: Callable[[dict[str, Any]], Any] | None = None, disable: bool | None = None,
     model_sigmas: Sequence[float] | None = None, predictor: str = "reverse_diffusion", corrector: str = "langevin",
     snr: float = 0.15, correct_steps: int = 1, norm: str = "batch", constraint: Any = None, denoise: bool = True,
@@ -187,7 +188,8 @@ def sample_pc(
     sigmas
         The discrete levels to visit, decreasing (data units), then the level below the last (0).
     noise
-        The noise source: one draw per update (twice that with a constraint), in Song's order.
+        The noise source (:class:`sdeve.NoiseSource`, or any ``noise(like) -> array``): one draw per update
+        (twice that with a constraint), in Song's order.
     callback, disable
         ``callback(dict)`` after each timestep (keys ``i``, ``t``, ``sigma``, ``sample``, ``sample_mean``);
         ``disable=False`` shows a progress bar.
@@ -204,9 +206,10 @@ def sample_pc(
     The sample, ``x``'s shape, namespace, device and dtype.
     """
     xp = array_namespace(x)
+    backend = getattr(noise, "backend", None) or backend_for(x)
     stepper = PCStepper.build(
         sigmas, list(sigmas[:-1]) if model_sigmas is None else model_sigmas, xp=xp, device=device_of(x),
         dtype=x.dtype, constraint=constraint, predictor=predictor, corrector=corrector,
-        correct_steps=correct_steps, snr=snr, norm=norm, denoise=denoise, fused=noise.backend.combine,
-        norms=noise.backend.norms)
+        correct_steps=correct_steps, snr=snr, norm=norm, denoise=denoise, fused=backend.combine,
+        norms=backend.norms)
     return run_fixed(stepper, model, x, noise=noise, start=start, callback=callback, disable=disable)

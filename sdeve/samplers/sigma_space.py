@@ -23,7 +23,6 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .._xp import Array, Namespace, array_namespace, device_of
-from ..backends import backend_for
 from ..protocols import NoiseSource
 from ..validation import check_levels_fit
 from ._denoiser import check_float, denoiser
@@ -284,19 +283,10 @@ def drive(stepper: LinearStepper | KarrasStepper, model: Model, x: Array, noise:
     """Run ``stepper`` from ``x``: on the shared driver when ``noise`` is a :class:`~sdeve.protocols.NoiseSource`
     (compiled on JAX), else step by step in Python with ``noise`` any callable ``noise(like)`` (or ``None``
     when the sampler draws none)."""
-    if isinstance(noise, NoiseSource):
-        return run_fixed(stepper, model, x, noise=noise, callback=callback, disable=disable)
     if noise is None and stepper.draws_per_step:
         raise TypeError("this sampler with these options draws noise: pass noise= (a NoiseSource, or a callable "
                         "noise(like) -> standard normals like `like`)")
-    backend = backend_for(x)
-    carry = stepper.init(x)
-    n = stepper.num_steps
-    for i in range(n):
-        carry = backend.settle(stepper.step(model, i, carry, noise, first=i == 0, last=i == n - 1), carry)
-        if callback is not None:
-            callback(stepper.report(i, carry))
-    return stepper.output(carry)
+    return run_fixed(stepper, model, x, noise=noise, callback=callback, disable=disable)
 
 
 def _sample(name: str, model: Model, x: Array, sigmas: Any, noise: Any, callback: Any, disable: Any,

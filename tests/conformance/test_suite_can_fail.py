@@ -104,3 +104,29 @@ def test_an_eager_path_that_indexes_differently_from_jit_fails(monkeypatch: pyte
 
     monkeypatch.setattr(sdeve.scheduler, "host_index", in_float64)
     assert _statuses(_run("jit", backend="jax", dtype="float32"))["jit.step_pred"] == "FAIL"
+
+
+def test_a_wrong_ancestral_noise_fails_the_pc_pairs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The PC rows hold every pair to Song's formulas: the ancestral predictor's noise off by 1e-6 fails."""
+    assert _statuses(_run("pc_pairs"))["pc_pairs"] == "pass"
+    real = sdeve.updates.ancestral_coefficients
+
+    def wrong(sigma: Any, adjacent: Any, *, sqrt: Any) -> Any:
+        drift, std = real(sigma, adjacent, sqrt=sqrt)
+        return drift, std * (1 + 1e-6)
+
+    monkeypatch.setattr(sdeve.updates, "ancestral_coefficients", wrong)
+    assert _statuses(_run("pc_pairs"))["pc_pairs"] == "FAIL"
+
+
+def test_a_wrong_heun_step_fails_the_ode_rows(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sdeve.samplers import ode
+
+    assert _statuses(_run("ode_fixed"))["ode_fixed"] == "pass"
+    real = ode._heun
+
+    def wrong(*args: Any, **kwargs: Any) -> Any:
+        return real(*args, **kwargs) * (1 + 1e-6)
+
+    monkeypatch.setattr(ode, "_heun", wrong)
+    assert _statuses(_run("ode_fixed"))["ode_fixed"] == "FAIL"

@@ -53,13 +53,7 @@ class _GatherLog:
         client._gather = gather
 
 
-def _wait_for_the_step(info: dict[str, Any]) -> None:
-    """A ``sdeve.sample`` callback that holds the loop until the step just submitted is in worker memory."""
-    distributed.wait(distributed.futures_of(info["sample"]) + distributed.futures_of(info["sample_mean"]))
-
-
-def run(points: int, steps: int, workers: int, chunk_mib: int, report_points: int, seed: int,
-        wait_each_step: bool = False) -> dict[str, Any]:
+def run(points: int, steps: int, workers: int, chunk_mib: int, report_points: int, seed: int) -> dict[str, Any]:
     mixture = ring()
     scheduler = sdeve.ScoreSdeVeScheduler(sigma_min=0.01, sigma_max=12.0)
     with distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
@@ -71,8 +65,7 @@ def run(points: int, steps: int, workers: int, chunk_mib: int, report_points: in
         log = _GatherLog(client)
         start = time.perf_counter()
         out = sdeve.sample(mixture, (points, 2), scheduler=scheduler, num_inference_steps=steps, xp="dask",
-                           generator=da.random.default_rng(seed), dtype="float32",
-                           callback=_wait_for_the_step if wait_each_step else None)
+                           generator=da.random.default_rng(seed), dtype="float32")
         distributed.wait(distributed.futures_of(out))
         seconds = time.perf_counter() - start
         gathered_during_run = log.bytes
@@ -83,7 +76,7 @@ def run(points: int, steps: int, workers: int, chunk_mib: int, report_points: in
     batch_mib = points * 2 * 4 / 2**20
     report = mixture.report(head)
     return {
-        "points": points, "steps": steps, "wait_each_step": wait_each_step, "workers": workers, "chunks": len(chunks), "chunk_points": chunks[0],
+        "points": points, "steps": steps, "workers": workers, "chunks": len(chunks), "chunk_points": chunks[0],
         "seconds": seconds, "batch_mib": batch_mib,
         "worker_peak_rss_mib": sorted(peak.values()),
         "worker_baseline_rss_mib": sorted(baseline.values()),
@@ -103,11 +96,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chunk-mib", type=int, default=16)
     parser.add_argument("--report-points", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--wait-each-step", action="store_true",
-                        help="hold the loop until each step is computed (a callback), rather than submit ahead")
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
-    results = [run(n, args.steps, args.workers, args.chunk_mib, args.report_points, args.seed, args.wait_each_step)
+    results = [run(n, args.steps, args.workers, args.chunk_mib, args.report_points, args.seed)
                for n in args.points]
     text = json.dumps({"cpus": os.cpu_count(), "runs": results}, indent=2)
     print(text)

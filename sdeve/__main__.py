@@ -361,7 +361,8 @@ def _figures(label: str, sampled: MixtureReport, exact: MixtureReport) -> list[s
     return lines
 
 
-def _print_report(run: _Settings, mixture: GaussianMixture, samples: Any, elapsed: float) -> MixtureReport:
+def _print_report(run: _Settings, mixture: GaussianMixture, samples: Any, elapsed: float
+                  ) -> tuple[MixtureReport, MixtureReport]:
     args = run.args
     exact = mixture.sample(args.batch, generator=(args.seed + 1) % (MAX_SEED + 1), xp="numpy")
     sampled_report, exact_report = mixture.report(samples), mixture.report(exact)
@@ -378,7 +379,7 @@ def _print_report(run: _Settings, mixture: GaussianMixture, samples: Any, elapse
         print(f"time     {elapsed:.2f} s for {evaluations} model evaluations ({each}batch {args.batch}){compiled}")
     else:
         print(f"time     {elapsed:.2f} s (batch {args.batch}){compiled}")
-    return sampled_report
+    return sampled_report, exact_report
 
 
 def _fixed_evaluations(args: argparse.Namespace, steps: int) -> int | None:
@@ -406,12 +407,13 @@ def _print_likelihood(run: _Settings, mixture: GaussianMixture, exact: Any) -> N
           f"bits/dim, {result.nfe} evaluations")
 
 
-def _draw(run: _Settings, mixture: GaussianMixture, samples: Any, recorder: _Recorder, report: MixtureReport) -> int:
+def _draw(run: _Settings, mixture: GaussianMixture, samples: Any, recorder: _Recorder,
+          reports: tuple[MixtureReport, MixtureReport]) -> int:
     args = run.args
-    title = f"sdeve · {args.backend} · {run.steps} steps · {args.correct_steps} corrector · snr {args.snr:g}"
+    title = f"sdeve · {args.backend} · {_describe(args, run.steps)}"
     try:
-        plot_mixture(args.out, mixture, samples, recorder.paths, recorder.levels, recorder.snapshots, report,
-                     title=title)
+        plot_mixture(args.out, mixture, samples, recorder.paths, recorder.levels, recorder.snapshots, reports[0],
+                     title=title, exact=reports[1])
     except OSError as exc:
         print(f"sdeve: cannot write {args.out!r}: {exc.strerror or exc}", file=sys.stderr)
         return 1
@@ -433,8 +435,8 @@ def main(argv: list[str] | None = None) -> int:
     if not _all_finite(samples):
         print(f"sdeve: the {run.args.backend} run gave non-finite samples; no report", file=sys.stderr)
         return 1
-    report = _print_report(run, mixture, samples, elapsed)
-    return _draw(run, mixture, samples, recorder, report) if run.plot else 0
+    reports = _print_report(run, mixture, samples, elapsed)
+    return _draw(run, mixture, samples, recorder, reports) if run.plot else 0
 
 
 if __name__ == "__main__":

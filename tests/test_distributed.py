@@ -138,8 +138,7 @@ def test_the_loop_keeps_at_most_two_steps_in_flight(client: Any) -> None:
 
 def test_the_memory_benchmark_runs() -> None:
     """``benchmarks/dask_distributed.py`` at toy size: its own cluster, the figures it reports."""
-    result = dask_distributed.run(points=2000, steps=2, workers=1, chunk_mib=1, report_points=500, seed=0,
-                                  wait_each_step=True)
+    result = dask_distributed.run(points=2000, steps=2, workers=1, chunk_mib=1, report_points=500, seed=0)
     assert result["bytes_to_client_during_run"] == 0
     assert len(result["worker_peak_rss_mib"]) == 1 and result["worker_peak_rss_mib"][0] > 0
     assert set(result["quality_first_500"]) == {"weight_error", "mean_error", "std_error", "log_likelihood"}

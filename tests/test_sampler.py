@@ -259,7 +259,12 @@ def test_jax_compiled_loop_matches_the_step_by_step_loop() -> None:
     fast = sj.sample(gm, (64, 2), **kwargs)
     slow = sdeve.sample(gm, (64, 2), xp="jax", callback=lambda info: None, **kwargs)
     auto = sdeve.sample(gm, (64, 2), xp="jax", **kwargs)
-    np.testing.assert_allclose(np.asarray(fast), np.asarray(slow), rtol=1e-5, atol=1e-5)
+    # One XLA program against op-by-op dispatch: XLA contracts a*b + c into FMAs in the fused program, as the
+    # host's instruction set allows, so the two round differently every step. Most samples agree to a few ulps;
+    # the mixture score's Jacobian (up to 1/sigma_min^2) carries a few of them to ~1e-5 over 40 steps.
+    difference = np.abs(np.asarray(fast) - np.asarray(slow))
+    assert np.median(difference) <= 1e-6, np.median(difference)
+    np.testing.assert_allclose(np.asarray(fast), np.asarray(slow), rtol=1e-4, atol=1e-4)
     np.testing.assert_array_equal(np.asarray(fast), np.asarray(auto))
 
     def host_model(x, sigma):  # type: ignore[no-untyped-def]  # not traceable: goes through NumPy

@@ -46,7 +46,7 @@ class Report:
         ]
         worst, worst_op, worst_dtype = max(ratios, default=(0.0, "-", "-"))
         dtypes = sorted({r.dtype for r in rows if r.dtype != "-"})
-        verdict = "PASS" if counts["FAIL"] == 0 else "FAIL"
+        verdict = "FAIL" if counts["FAIL"] else ("PASS" if counts["pass"] else "NOTHING CHECKED")
         return (
             f"{backend} ({rows[0].device if rows else '?'}; {', '.join(dtypes)}): {verdict}: {counts['pass']} passed, "
             f"{counts['FAIL']} failed, {counts['skip']} not applicable; worst value error/tolerance {worst:.2f} "

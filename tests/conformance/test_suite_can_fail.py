@@ -3,6 +3,7 @@ report FAIL (a check that cannot fail proves nothing)."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
@@ -12,7 +13,7 @@ import sdeve
 from conformance import runner
 from conformance.backends import CONFORMANCE_BACKENDS, load_backend
 from conformance.checks_frontends import numpy_calls_from_core
-from conformance.registry import CHECKS, run_check
+from conformance.registry import CHECKS, Result, run_check
 
 runner.import_checks()
 
@@ -130,3 +131,12 @@ def test_a_wrong_heun_step_fails_the_ode_rows(monkeypatch: pytest.MonkeyPatch) -
 
     monkeypatch.setattr(ode, "_heun", wrong)
     assert _statuses(_run("ode_fixed"))["ode_fixed"] == "FAIL"
+
+
+def test_a_backend_where_nothing_applied_is_not_called_a_pass() -> None:
+    skip = Result("numpy", "cpu", "float64", "step_pred", "step_pred", None, None, "skip")
+    passed = Result("numpy", "cpu", "float64", "step_pred", "step_pred", 0.0, 1e-6, "pass")
+    assert ": NOTHING CHECKED: 0 passed" in runner.Report(results=[skip]).summary("numpy")
+    assert ": PASS: 1 passed" in runner.Report(results=[skip, passed]).summary("numpy")
+    failed = dataclasses.replace(passed, status="FAIL", error=1.0)
+    assert ": FAIL: 1 passed, 1 failed" in runner.Report(results=[passed, failed]).summary("numpy")

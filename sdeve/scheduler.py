@@ -10,6 +10,7 @@ the sample's namespace and device. Every array a step returns has the sample's n
 from __future__ import annotations
 
 import operator
+from collections.abc import Callable
 from typing import Any
 
 from . import state as _state
@@ -26,7 +27,7 @@ from .validation import as_float, batch_size, check_pair, check_sigma_max, check
 
 __all__ = ["ConfigError", "ScoreSdeVeScheduler"]
 
-_FITS: set[tuple[str, str, float]] = set()  # (namespace, dtype, sigma_max) found to fit
+_FITS: set[tuple[str, Any, float]] = set()  # (namespace, dtype, sigma_max) found to fit
 
 class ScoreSdeVeScheduler(DiffusersConfigMixin):
     """The variance-exploding SDE predictor-corrector scheduler (Song et al. 2021), diffusers' API.
@@ -219,7 +220,7 @@ class ScoreSdeVeScheduler(DiffusersConfigMixin):
 
     def _check_fit(self, sample: Array, xp: Namespace) -> None:
         """``ValueError`` when ``sigma_max**2`` overflows the compute dtype of ``sample`` (checked once a dtype)."""
-        key = (namespace_name(xp), str(sample.dtype), self._config.sigma_max)
+        key = (namespace_name(xp), sample.dtype, self._config.sigma_max)  # dtypes hash; str() of JAX's costs 10 µs
         if key not in _FITS:
             check_sigma_max(self._config.sigma_max, sample.dtype, xp=xp)
             _FITS.add(key)
@@ -282,9 +283,14 @@ class ScoreSdeVeScheduler(DiffusersConfigMixin):
             a, b = device_coefficients(schedule, timestep, sample, xp, backend)
         else:
             a, b = schedule.predictor_coefficients(level)
-        z = self._noise(backend, generator, sample, noise, "pred")
-        prev, prev_mean = updates.combine_with(backend.combine, sample, a, model_output, b, z, xp=xp,
-                                                reuse=noise is None)
+        drawing = _compiled_with_draw(self, backend, predictor_with_draw, ("backend", "xp")) if noise is None else None
+        if drawing is not None:
+            source = backend.make_generator(generator, device_of(sample))
+            prev, prev_mean = drawing(sample, a, model_output, b, source, backend=backend, xp=xp)
+        else:
+            z = self._noise(backend, generator, sample, noise, "pred")
+            prev, prev_mean = updates.combine_with(backend.combine, sample, a, model_output, b, z, xp=xp,
+                                                    reuse=noise is None)
         return SdeVeOutput(prev, prev_mean) if return_dict else (prev, prev_mean)
 
     def step_correct(self, model_output: Array, sample: Array, generator: Any = None, return_dict: bool = True, *,
@@ -302,9 +308,15 @@ class ScoreSdeVeScheduler(DiffusersConfigMixin):
         self._require_schedule()
         self._check_fit(sample, xp)
         backend = backend_for(sample)
+        drawing = _compiled_with_draw(self, backend, corrector_with_draw, ("backend", "norm", "xp")) \
+            if noise is None else None
+        if drawing is not None:
+            source = backend.make_generator(generator, device_of(sample))
+            prev, _ = drawing(sample, model_output, source, self._config.snr, backend=backend,
+                              norm=self.corrector_norm, xp=xp)
+            return SchedulerOutput(prev) if return_dict else (prev,)
         z = self._noise(backend, generator, sample, noise, "correct")
-        # The core's corrector, compiled where the backend compiles (JAX: one dispatch; snr traced, so one
-        # program serves every value).
+        # The core's corrector, compiled where the backend compiles.
         update = backend.jit(updates.corrector_update,
                              static_argnames=("norm", "xp", "fused", "norms", "host", "reuse"))
         # Eagerly, with arrays that may be read as constants, the batch step size is a Python float.
@@ -366,6 +378,34 @@ class ScoreSdeVeScheduler(DiffusersConfigMixin):
         ``model_output`` is the score at ``sample`` and level ``sigmas[k]``, ``k`` the number of steps taken.
         """
         return _state.step_state(self._config, self.corrector_norm, state, sample, model_output)
+
+
+def _compiled_with_draw(scheduler: ScoreSdeVeScheduler, backend: Backend, fn: Callable[..., Any],
+                        static: tuple[str, ...]) -> Callable[..., Any] | None:
+    """``fn`` (an update that draws its own noise) compiled by ``backend``, so that a step's draw and update are
+    one program (JAX: one dispatch rather than two for an eager step); ``None`` where the backend does not
+    compile or the front end draws otherwise than the generic scheduler."""
+    if type(scheduler)._draw is not ScoreSdeVeScheduler._draw:
+        return None
+    compiled = backend.jit(fn, static_argnames=static)
+    return None if compiled is fn else compiled
+
+
+def predictor_with_draw(sample: Array, a: Any, model_output: Array, b: Any, source: Any, *, backend: Backend,
+                        xp: Namespace) -> tuple[Array, Array]:
+    """:func:`sdeve.updates.combine` (the predictor, Song et al. 2021, eq. 47) with its noise drawn from
+    ``source`` by ``backend``, as :meth:`ScoreSdeVeScheduler._draw` draws it, for :meth:`Backend.jit`."""
+    noise = backend.normal(source, tuple(sample.shape), dtype=sample.dtype, like=sample)
+    return updates.combine(sample, a, model_output, b, noise, xp=xp)
+
+
+def corrector_with_draw(sample: Array, model_output: Array, source: Any, snr: Any, *, backend: Backend,
+                        norm: CorrectorNorm, xp: Namespace) -> tuple[Array, Array]:
+    """:func:`sdeve.updates.corrector_update` (Song et al. 2021, Alg. 5) with its noise drawn from ``source``
+    by ``backend``, as :meth:`ScoreSdeVeScheduler._draw` draws it, for :meth:`Backend.jit` (``snr`` traced, so
+    one program serves every value)."""
+    noise = backend.normal(source, tuple(sample.shape), dtype=sample.dtype, like=sample)
+    return updates.corrector_update(sample, model_output, noise, snr, norm=norm, xp=xp)
 
 
 def check_indices(indices: Any, levels: int, name: str) -> None:

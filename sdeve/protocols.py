@@ -70,6 +70,8 @@ class Backend(Protocol):
 
     def norms(self, x: Array) -> Array | None: ...
 
+    def host_norms(self, s: Array, z: Array) -> tuple[float, float] | None: ...
+
     def settle(self, arrays: tuple[Array, ...], previous: tuple[Array, ...] = ()) -> tuple[Array, ...]: ...
 
     def small_arrays(self) -> None: ...
@@ -150,6 +152,12 @@ class BackendBase:
         """Per-example L2 norms over every axis but the first, ``(B,)`` in ``x``'s dtype, in one fused pass; or
         ``None`` for the core's ``sqrt(sum(x * x))``. A fused reduction sums in another order: it agrees with
         the core's to the reduction's rounding (about ``sqrt(n)`` ulps for ``n`` values), not to the ulp."""
+        return None
+
+    def host_norms(self, s: Array, z: Array) -> tuple[float, float] | None:
+        """The batch means of ``s``'s and ``z``'s per-example norms (:meth:`norms`), read as Python floats, for
+        arrays the core has found :meth:`readable`: one call where an eager framework's dispatch dominates a
+        small step; or ``None`` for the core's."""
         return None
 
     def settle(self, arrays: tuple[Array, ...], previous: tuple[Array, ...] = ()) -> tuple[Array, ...]:

@@ -318,11 +318,12 @@ class ScoreSdeVeScheduler(DiffusersConfigMixin):
         z = self._noise(backend, generator, sample, noise, "correct")
         # The core's corrector, compiled where the backend compiles.
         update = backend.jit(updates.corrector_update,
-                             static_argnames=("norm", "xp", "fused", "norms", "host", "reuse"))
+                             static_argnames=("norm", "xp", "fused", "norms", "host", "reuse", "host_norms"))
         # Eagerly, with arrays that may be read as constants, the batch step size is a Python float.
         host = update is updates.corrector_update and backend.readable(sample) and backend.readable(model_output)
         prev, _ = update(sample, model_output, z, self._config.snr, norm=self.corrector_norm, xp=xp,
-                         fused=backend.combine, norms=backend.norms, host=host, reuse=noise is None)
+                         fused=backend.combine, norms=backend.norms, host=host, reuse=noise is None,
+                         host_norms=backend.host_norms)
         return SchedulerOutput(prev) if return_dict else (prev,)
 
     def add_noise(self, original_samples: Array, noise: Array | None, timesteps: Any, *,

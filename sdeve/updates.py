@@ -135,6 +135,16 @@ def _batch_mean(norms: Array, xp: Namespace) -> Array:
     return norms[0] if norms.shape[0] == 1 else xp.mean(norms)
 
 
+def _host_norms(model_output: Array, noise: Array, xp: Namespace, norms: Callable[[Array], Array | None] | None,
+                host_norms: Callable[[Array, Array], tuple[float, float] | None] | None) -> tuple[float, float, Any]:
+    """The batch-mean norms of the score and the noise as Python floats, and the compute dtype."""
+    read = host_norms(model_output, noise) if host_norms is not None else None
+    if read is not None:
+        return read[0], read[1], compute_dtype(xp, model_output.dtype)
+    grad_norm, noise_norm, dtype = _norms(model_output, noise, "batch", xp, norms)
+    return float(grad_norm), float(noise_norm), dtype
+
+
 def _fused_norms(x: Array, xp: Namespace, fused: Callable[[Array], Array | None] | None) -> Array:
     out = fused(x) if fused is not None else None
     return _example_norms(x, xp=xp) if out is None else out
@@ -267,6 +277,7 @@ def corrector_update(
     norms: Callable[[Array], Array | None] | None = None,
     host: bool = False,
     reuse: bool = False,
+    host_norms: Callable[[Array, Array], tuple[float, float] | None] | None = None,
 ) -> tuple[Array, Array]:
     """One Langevin corrector step (Song et al. 2021, Alg. 5)::
 
@@ -279,13 +290,14 @@ def corrector_update(
 
     ``host=True`` (the caller's adapter says the arrays may be read and used as constants: in host memory,
     eager, outside autograd) takes the batch step size as a Python float, the same formula on two norms read
-    once, so that the update's coefficients are kernel arguments rather than a chain of 0-d array operations.
+    once, so that the update's coefficients are kernel arguments rather than a chain of 0-d array operations;
+    ``host_norms`` is an adapter's reading of both (:meth:`sdeve.protocols.Backend.host_norms`).
     """
     xp = array_namespace(sample) if xp is None else xp
     if host and norm == "batch":
-        grad_norm, noise_norm, dtype = _norms(model_output, noise, norm, xp, norms)
+        grad_norm, noise_norm, dtype = _host_norms(model_output, noise, xp, norms, host_norms)
         tiny = float(xp.finfo(dtype).smallest_normal)
-        step: Any = langevin_step_size(float(grad_norm), float(noise_norm), float(snr), tiny, **HOST)
+        step: Any = langevin_step_size(grad_norm, noise_norm, float(snr), tiny, **HOST)
         a, b = langevin_coefficients(step, sqrt=math.sqrt)
     else:
         step = corrector_step_size(model_output, noise, snr, norm=norm, xp=xp, norms=norms)

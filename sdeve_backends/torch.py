@@ -130,6 +130,16 @@ class TorchBackend(BackendBase):
             return None
         return torch.linalg.vector_norm(x, dim=tuple(range(1, x.ndim)))
 
+    def host_norms(self, s: Any, z: Any) -> tuple[float, float] | None:
+        """:meth:`norms`' batch means, read: one example's is the whole tensor's norm (the same reduction, one
+        call cheaper), several examples' the mean of :meth:`norms`."""
+        if s.dtype not in (torch.float32, torch.float64) or s.ndim < 2 or z.dtype != s.dtype:
+            return None
+        if s.shape[0] == 1:
+            return float(torch.linalg.vector_norm(s)), float(torch.linalg.vector_norm(z))
+        dims = tuple(range(1, s.ndim))
+        return float(torch.linalg.vector_norm(s, dim=dims).mean()), float(torch.linalg.vector_norm(z, dim=dims).mean())
+
     def vjp(self, fn: Callable[[Any], Any], x: Any, v: Any) -> Any:
         return torch.func.vjp(fn, x)[1](v)[0]
 

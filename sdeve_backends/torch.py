@@ -138,7 +138,8 @@ class TorchBackend(BackendBase):
         if s.shape[0] == 1:
             return float(torch.linalg.vector_norm(s)), float(torch.linalg.vector_norm(z))
         dims = tuple(range(1, s.ndim))
-        return float(torch.linalg.vector_norm(s, dim=dims).mean()), float(torch.linalg.vector_norm(z, dim=dims).mean())
+        grad_norms, noise_norms = torch.linalg.vector_norm(s, dim=dims), torch.linalg.vector_norm(z, dim=dims)
+        return float(grad_norms.mean()), float(noise_norms.mean())
 
     def vjp(self, fn: Callable[[Any], Any], x: Any, v: Any) -> Any:
         return torch.func.vjp(fn, x)[1](v)[0]

@@ -346,3 +346,50 @@ def test_every_fused_norm_agrees_with_the_core_to_the_reductions_rounding(dtype_
     eps = torch.finfo(x.dtype).eps
     assert float(((fused - core).abs() / core).max()) <= math.sqrt(n) * eps
     assert backend.norms(x.requires_grad_(True)) is None  # autograd: the core's formula
+
+
+@pytest.mark.parametrize("dtype_name", ["float32", "float64"])
+@pytest.mark.parametrize("shape", [(1, 3, 32, 32), (1, 7), (4, 3, 32, 32), (2, 4, 128, 128)])
+def test_the_host_batch_norms_agree_with_the_core_to_the_reductions_rounding(dtype_name: str, shape: tuple) -> None:
+    """``Backend.host_norms`` (both batch-mean norms read in one call) against the core's norms and mean: within
+    ``sqrt(n)`` ulps (``n`` values per example), and a corrector step through it within an ulp of the core's."""
+    torch = pytest.importorskip("torch")
+    backend = backend_for(torch.zeros(1))
+    xp = sdeve._xp.resolve_namespace("torch")
+    draw = torch.Generator().manual_seed(3)
+    s, z, x = (torch.randn(*shape, dtype=getattr(torch, dtype_name), generator=draw) for _ in range(3))
+    read = backend.host_norms(s, z)
+    assert read is not None and all(isinstance(v, float) for v in read)
+    eps = torch.finfo(s.dtype).eps
+    bound = math.sqrt(math.prod(shape[1:])) * eps
+    for fused, array in zip(read, (s, z)):
+        core = float(xp.mean(updates._example_norms(array, xp=xp)))
+        assert abs(fused - core) <= bound * core
+    fast = updates.corrector_update(x, s, z, 0.16, xp=xp, host=True, host_norms=backend.host_norms)[0]
+    core_step = updates.corrector_update(x, s, z, 0.16, xp=xp)[0]
+    # The step size differs by the norms' rounding; where the terms cancel, that is absolute, not relative.
+    torch.testing.assert_close(fast, core_step, rtol=4 * bound, atol=4 * bound * float((core_step - x).abs().max()))
+    assert backend.host_norms(s.half(), z.half()) is None  # half precision: the core's, in float32
+
+
+@pytest.mark.parametrize("shape", [(8, 2), (2, 3, 16, 16)])
+def test_a_jax_step_that_draws_in_its_program_equals_the_core_with_that_noise(shape: tuple) -> None:
+    """The eager JAX steps draw inside their update's compiled program: the same noise as ``jax.random.normal``
+    of the key (the generic scheduler's draw), the core's update to within an ulp of each term."""
+    jax = pytest.importorskip("jax")
+    scheduler = sdeve.ScoreSdeVeScheduler(sigma_min=0.01, sigma_max=50.0)
+    scheduler.set_timesteps(100)
+    scheduler.set_sigmas(100)
+    keys = jax.random.split(jax.random.key(11), 4)
+    x, s = (jax.random.normal(k, shape) for k in keys[:2])
+    t = float(scheduler.timesteps[3])
+    for key in keys[2:]:
+        noise = jax.random.normal(key, shape)
+        pairs = [(scheduler.step_pred(s, t, x, generator=key, return_dict=False)[0],
+                  scheduler.step_pred(s, t, x, noise=noise, return_dict=False)[0]),
+                 (scheduler.step_correct(s, x, generator=key, return_dict=False)[0],
+                  scheduler.step_correct(s, x, noise=noise, return_dict=False)[0])]
+        for drawn, given in pairs:
+            scale = float(np.max(np.abs(np.asarray(given)))) + float(np.max(np.abs(np.asarray(x))))
+            tolerance = 2 * scale * float(np.finfo(np.float32).eps)
+            np.testing.assert_allclose(np.asarray(drawn), np.asarray(given), rtol=0, atol=tolerance)

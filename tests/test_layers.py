@@ -372,15 +372,15 @@ def test_the_host_batch_norms_agree_with_the_core_to_the_reductions_rounding(dty
     assert backend.host_norms(s.half(), z.half()) is None  # half precision: the core's, in float32
 
 
-@pytest.mark.parametrize("shape", [(8, 2), (2, 3, 16, 16)])
-def test_a_jax_step_that_draws_in_its_program_equals_the_core_with_that_noise(shape: tuple) -> None:
+@pytest.mark.slow  # five programs to compile: about 20 s on 2 cores
+def test_a_jax_step_that_draws_in_its_program_equals_the_core_with_that_noise() -> None:
     """The eager JAX steps draw inside their update's compiled program: the same noise as ``jax.random.normal``
     of the key (the generic scheduler's draw), the core's update to within an ulp of each term."""
     jax = pytest.importorskip("jax")
     scheduler = sdeve.ScoreSdeVeScheduler(sigma_min=0.01, sigma_max=50.0)
     scheduler.set_timesteps(100)
     scheduler.set_sigmas(100)
-    keys = jax.random.split(jax.random.key(11), 4)
+    keys, shape = jax.random.split(jax.random.key(11), 4), (2, 3, 4, 4)
     x, s = (jax.random.normal(k, shape) for k in keys[:2])
     t = float(scheduler.timesteps[3])
     for key in keys[2:]:

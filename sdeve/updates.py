@@ -125,14 +125,8 @@ def _norms(model_output: Array, noise: Array, norm: CorrectorNorm, xp: Namespace
     dtype = compute_dtype(xp, model_output.dtype)
     grad_norm, noise_norm = (_fused_norms(_as(a, dtype, xp=xp), xp, fused) for a in (model_output, noise))
     if norm == "batch":
-        grad_norm, noise_norm = _batch_mean(grad_norm, xp), _batch_mean(noise_norm, xp)
+        grad_norm, noise_norm = xp.mean(grad_norm), xp.mean(noise_norm)
     return grad_norm, noise_norm, dtype
-
-
-def _batch_mean(norms: Array, xp: Namespace) -> Array:
-    """The mean of ``(B,)`` norms as a 0-d array; one example's norm is its own mean, and indexing it costs an
-    eager framework a fraction of a reduction's dispatch."""
-    return norms[0] if norms.shape[0] == 1 else xp.mean(norms)
 
 
 def _host_norms(model_output: Array, noise: Array, xp: Namespace, norms: Callable[[Array], Array | None] | None,

@@ -16,6 +16,7 @@ import dataclasses
 import math
 import numbers
 import operator
+import struct
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -96,16 +97,28 @@ def levels_host(n: int, sigma_min: float, sigma_max: float) -> np.ndarray:
 
 
 HOST_DTYPES = ("float32", "float64")
+_FLOAT32_EXACT = 2**24  # integers up to here are exact in float32
+_FLOAT32_BYTES = struct.Struct("<f")
+
+
+def _float32(value: float) -> float:
+    """``value`` rounded to the nearest float32 (ties to even), as a Python float; ``value`` within float32's range."""
+    return float(_FLOAT32_BYTES.unpack(_FLOAT32_BYTES.pack(value))[0])
 
 
 def host_index(t: float, num_timesteps: int, dtype: str = "float64") -> int:
     """``floor(t * (M - 1))`` with the product taken in ``dtype`` (``"float32"`` or ``"float64"``: ``t``'s, Song's
     and diffusers' rule), clamped to ``[0, M - 1]``; NaN maps to 0 as in :func:`timestep_index`."""
+    if 0.0 <= t <= 1.0 and (dtype == "float64" or (dtype == "float32" and num_timesteps <= _FLOAT32_EXACT)):
+        # Python floats are float64; a float32 product is the exact float64 product of the two float32
+        # operands rounded once to float32 (24 + 24 bits fit in 53). NumPy scalars cost microseconds a step.
+        scaled = t * (num_timesteps - 1) if dtype == "float64" else _float32(_float32(t) * (num_timesteps - 1))
+        return min(int(math.floor(scaled)), num_timesteps - 1)
     scaled = np.asarray(t, dtype=dtype) * np.asarray(num_timesteps - 1, dtype=dtype)
     value = float(np.floor(scaled))
-    if math.isnan(value):
+    if math.isnan(value) or value < 0:
         return 0
-    return min(max(int(value), 0), num_timesteps - 1)
+    return num_timesteps - 1 if value >= num_timesteps - 1 else int(value)
 
 
 # ---------------------------------------------------------------------- rounding policies
@@ -177,13 +190,15 @@ class Schedule:
                                                                           repr=False)
 
     def __post_init__(self) -> None:
+        # Read-only: the arrays are shared by every copy of the schedule and read as constants by tracers
+        # (torch.compile reads them, and ``ndarray.item``, like constants only when they cannot change).
+        # Each owns its memory: a view of another library's buffer (``tensor.numpy()``) is no constant to a tracer.
         for field in ("timesteps", "sigmas", "discrete_sigmas", "drift", "diffusion"):
-            getattr(self, field).flags.writeable = False
-        # Python lists: a step reads levels from them with no array built, and arrays are moved from them (a
-        # list is a constant to every tracer, torch.compile's included, where a NumPy array is not).
-        object.__setattr__(self, "_lists", {name: getattr(self, name).tolist() for name in MovedSchedule._fields})
-        object.__setattr__(self, "_tables", (self._lists["drift"], self._lists["diffusion"],  # type: ignore[attr-defined]
-                                             self._lists["discrete_sigmas"]))  # type: ignore[attr-defined]
+            array = getattr(self, field)
+            if not array.flags.owndata:
+                array = np.array(array)
+                object.__setattr__(self, field, array)
+            array.flags.writeable = False
         # Plain ints: a step reads these, and torch.compile would turn a NumPy attribute read into a tensor.
         object.__setattr__(self, "_sizes", (int(self.timesteps.shape[0]), int(self.discrete_sigmas.shape[0])))
 
@@ -220,12 +235,11 @@ class Schedule:
 
     def predictor_coefficients(self, level: int) -> tuple[float, float]:
         """``(g^2, g)`` of ``level`` as Python floats: a scalar step's coefficients with no array built."""
-        drift, diffusion, _ = self._tables  # type: ignore[attr-defined]
-        return drift[level], diffusion[level]
+        return self.drift.item(level), self.diffusion.item(level)
 
     def level(self, index: int) -> float:
         """``discrete_sigmas[index]`` as a Python float."""
-        return float(self._tables[2][index])  # type: ignore[attr-defined]
+        return float(self.discrete_sigmas.item(index))
 
     def arrays(self, xp: Namespace, device: Any = None) -> MovedSchedule:
         """The schedule in ``xp`` on ``device``, in :attr:`dtype` where available (else float32): built on the
@@ -234,8 +248,9 @@ class Schedule:
         key = (namespace_name(xp), str(device), str(dtype))
         moved = self._moved.get(key)
         if moved is None:
-            lists = self._lists  # type: ignore[attr-defined]
-            moved = MovedSchedule(*(xp.asarray(lists[name], dtype=dtype, device=device) for name in MovedSchedule._fields))
+            # A copy: the host arrays are shared and read-only, and a moved array may be written by its user.
+            moved = MovedSchedule(*(xp.asarray(getattr(self, name), dtype=dtype, device=device, copy=True)
+                                    for name in MovedSchedule._fields))
             if not backend_for(xp).traced(moved.drift):
                 # Two threads may both build; setdefault keeps one, so every caller sees the same arrays.
                 moved = self._moved.setdefault(key, moved)

@@ -27,7 +27,7 @@ from .validation import as_float, batch_size, check_pair, check_sigma_max, check
 
 __all__ = ["ConfigError", "ScoreSdeVeScheduler"]
 
-_FITS: set[tuple[str, Any, float]] = set()  # (namespace, dtype, sigma_max) found to fit
+_FITS: set[tuple[int, Any, float]] = set()  # (id of the namespace, dtype, sigma_max) found to fit
 
 class ScoreSdeVeScheduler(DiffusersConfigMixin):
     """The variance-exploding SDE predictor-corrector scheduler (Song et al. 2021), diffusers' API.
@@ -91,7 +91,7 @@ class ScoreSdeVeScheduler(DiffusersConfigMixin):
         self._device = device
         self.init_noise_sigma: float = self._config.sigma_max
         self._schedule: Schedule | None = None
-        self.set_sigmas(self._config.num_train_timesteps, sigma_min, sigma_max, sampling_eps)
+        self.set_sigmas(self._config.num_train_timesteps)  # the config's (validated) levels
 
     # ------------------------------------------------------------------ configuration
     @property
@@ -167,7 +167,6 @@ class ScoreSdeVeScheduler(DiffusersConfigMixin):
         """
         steps = check_num_steps(num_inference_steps)
         eps = self._override(sampling_eps, "sampling_eps")
-        self._config.replace(sampling_eps=eps)
         if xp is not None:
             self._xp = self._resolve_xp(xp)
         if device is not None:
@@ -190,7 +189,8 @@ class ScoreSdeVeScheduler(DiffusersConfigMixin):
         levels = check_num_steps(num_inference_steps)
         low, high = self._override(sigma_min, "sigma_min"), self._override(sigma_max, "sigma_max")
         eps = self._override(sampling_eps, "sampling_eps")
-        self._config.replace(sigma_min=low, sigma_max=high, sampling_eps=eps)  # the config's range checks
+        if (sigma_min, sigma_max, sampling_eps) != (None, None, None):  # the config's checks of the combination
+            self._config.replace(sigma_min=low, sigma_max=high, sampling_eps=eps)
         times = self._rounding.timesteps(levels, eps) if self._schedule is None else self._schedule.timesteps
         self._schedule = Schedule.with_levels(times, levels, low, high, rounding=self._rounding)
 
@@ -218,20 +218,19 @@ class ScoreSdeVeScheduler(DiffusersConfigMixin):
         below = xp.take(levels, xp.clip(timesteps - 1, 0, levels.shape[0] - 1), axis=0)
         return xp.where(timesteps == 0, xp.zeros_like(below), below)
 
-    def _check_fit(self, sample: Array, xp: Namespace) -> None:
-        """``ValueError`` when ``sigma_max**2`` overflows the compute dtype of ``sample`` (checked once a dtype)."""
-        key = (namespace_name(xp), sample.dtype, self._config.sigma_max)  # dtypes hash; str() of JAX's costs 10 µs
-        if key not in _FITS:
-            check_sigma_max(self._config.sigma_max, sample.dtype, xp=xp)
-            _FITS.add(key)
-
-    def _require_schedule(self) -> Schedule:
+    def _ready(self, sample: Array, xp: Namespace) -> Schedule:
+        """The schedule, with a level for every timestep; ``ValueError`` when ``sigma_max**2`` overflows the
+        compute dtype of ``sample`` (checked once a dtype)."""
         schedule = self.schedule
         if schedule.num_timesteps > schedule.num_levels:
             raise ValueError(
                 f"the schedule has {schedule.num_timesteps} timesteps but only {schedule.num_levels} discrete "
                 f"sigmas: call set_sigmas({schedule.num_timesteps}) after set_timesteps({schedule.num_timesteps})"
             )
+        key = (id(xp), sample.dtype, self._config.sigma_max)  # dtypes hash; str() of JAX's costs 10 µs
+        if key not in _FITS:
+            check_sigma_max(self._config.sigma_max, sample.dtype, xp=xp)
+            _FITS.add(key)
         return schedule
 
     # ------------------------------------------------------------------ noise
@@ -275,8 +274,7 @@ class ScoreSdeVeScheduler(DiffusersConfigMixin):
         SdeVeOutput(prev_sample, prev_sample_mean), or that tuple when ``return_dict=False``.
         """
         xp = check_pair(model_output, sample)
-        schedule = self._require_schedule()
-        self._check_fit(sample, xp)
+        schedule = self._ready(sample, xp)
         backend = backend_for(sample)
         level = host_level(timestep, backend, schedule.num_timesteps, self._python_time_dtype)
         if level is None:
@@ -305,8 +303,7 @@ class ScoreSdeVeScheduler(DiffusersConfigMixin):
         SchedulerOutput(prev_sample), or ``(prev_sample,)`` when ``return_dict=False``.
         """
         xp = check_pair(model_output, sample)
-        self._require_schedule()
-        self._check_fit(sample, xp)
+        self._ready(sample, xp)
         backend = backend_for(sample)
         drawing = _compiled_with_draw(self, backend, corrector_with_draw, ("backend", "norm", "xp")) \
             if noise is None else None
@@ -319,8 +316,9 @@ class ScoreSdeVeScheduler(DiffusersConfigMixin):
         # The core's corrector, compiled where the backend compiles.
         update = backend.jit(updates.corrector_update,
                              static_argnames=("norm", "xp", "fused", "norms", "host", "reuse", "host_norms"))
-        # Eagerly, with arrays that may be read as constants, the batch step size is a Python float.
-        host = update is updates.corrector_update and backend.readable(sample) and backend.readable(model_output)
+        # Eagerly, with a score that may be read as a constant, the batch step size is a Python float (it depends
+        # on the score and the noise only, so a sample under autograd keeps its gradient).
+        host = update is updates.corrector_update and backend.readable(model_output)
         prev, _ = update(sample, model_output, z, self._config.snr, norm=self.corrector_norm, xp=xp,
                          fused=backend.combine, norms=backend.norms, host=host, reuse=noise is None,
                          host_norms=backend.host_norms)
@@ -437,13 +435,24 @@ def host_level(timestep: Any, backend: Backend, num_timesteps: int, python_dtype
         return host_index(float(timestep), num_timesteps, python_dtype)
     if getattr(timestep, "ndim", None) != 0 or not backend.readable(timestep):
         return None
-    xp = array_namespace(timestep)
-    dtype = next((name for name in HOST_DTYPES if timestep.dtype == getattr(xp, name)), None)
+    dtype = _host_dtype_name(timestep)
     if dtype is None:
         return None
     value = float(timestep)  # one read; the range check is on the host value
     check_unit_interval(value)
     return host_index(value, num_timesteps, dtype)
+
+_HOST_DTYPE_NAMES: dict[tuple[type, Any], str | None] = {}
+
+
+def _host_dtype_name(t: Array) -> str | None:
+    """``"float32"``/``"float64"`` for an array of that dtype, else ``None`` (once per array type and dtype)."""
+    key = (type(t), t.dtype)
+    if key not in _HOST_DTYPE_NAMES:
+        xp = array_namespace(t)
+        _HOST_DTYPE_NAMES[key] = next((name for name in HOST_DTYPES if t.dtype == getattr(xp, name)), None)
+    return _HOST_DTYPE_NAMES[key]
+
 
 def device_coefficients(schedule: Schedule, timestep: Any, sample: Array, xp: Namespace,
                         backend: Backend) -> tuple[Array, Array]:

@@ -109,6 +109,19 @@ def langevin_step_size(grad_norm: Any, noise_norm: Any, snr: Any, smallest_norma
     return where(usable & isfinite(step), step, 0.0)
 
 
+_SMALLEST_NORMAL: dict[tuple[int, Any], float] = {}
+
+
+def smallest_normal(xp: Namespace, dtype: Any) -> float:
+    """``xp.finfo(dtype).smallest_normal`` as a Python float, looked up once per namespace and dtype (``finfo``
+    costs microseconds a step)."""
+    key = (id(xp), dtype)
+    value = _SMALLEST_NORMAL.get(key)
+    if value is None:
+        value = _SMALLEST_NORMAL[key] = float(xp.finfo(dtype).smallest_normal)
+    return value
+
+
 def _host_where(condition: bool, a: Any, b: Any) -> Any:
     return a if condition else b
 
@@ -162,7 +175,7 @@ def corrector_step_size(
     """
     xp = array_namespace(model_output) if xp is None else xp
     grad_norm, noise_norm, dtype = _norms(model_output, noise, norm, xp, norms)
-    tiny = float(xp.finfo(dtype).smallest_normal)
+    tiny = smallest_normal(xp, dtype)
     return langevin_step_size(grad_norm, noise_norm, snr, tiny, where=xp.where, isfinite=xp.isfinite)
 
 
@@ -290,7 +303,7 @@ def corrector_update(
     xp = array_namespace(sample) if xp is None else xp
     if host and norm == "batch":
         grad_norm, noise_norm, dtype = _host_norms(model_output, noise, xp, norms, host_norms)
-        tiny = float(xp.finfo(dtype).smallest_normal)
+        tiny = smallest_normal(xp, dtype)
         step: Any = langevin_step_size(grad_norm, noise_norm, float(snr), tiny, **HOST)
         a, b = langevin_coefficients(step, sqrt=math.sqrt)
     else:

@@ -99,7 +99,7 @@ class TorchBackend(BackendBase):
     def readable(self, x: Any) -> bool:
         """Host memory, outside ``torch.compile``, ``torch.func`` transforms and autograd (a value read there
         would be a constant to the gradient)."""
-        return bool(x.device.type == "cpu" and not x.requires_grad and not _traced(x))
+        return bool(x.is_cpu and not x.requires_grad and not _traced(x))
 
     def traced(self, x: Any) -> bool:
         return _traced(x)
@@ -108,12 +108,9 @@ class TorchBackend(BackendBase):
         """:func:`sdeve.updates.combine` in two kernels (``add`` with ``alpha`` for a float, ``addcmul`` for a
         tensor coefficient), writing ``prev`` into ``z`` when it was drawn for this call. float32/float64
         tensors of one dtype and device only, outside autograd and transforms; anything else goes to the core."""
-        dtype, device = x.dtype, x.device
-        if dtype not in (torch.float32, torch.float64) or _traced(x):
+        dtype = x.dtype
+        if dtype not in _FUSED_DTYPES or s.dtype is not dtype or z.dtype is not dtype or not _plain(x, s, z):
             return None
-        for t in (x, s, z):
-            if t.dtype != dtype or t.device != device or t.layout != torch.strided or t.requires_grad:
-                return None
         a, b = per_example(a, x.ndim, dtype, xp=torch_xp), per_example(b, x.ndim, dtype, xp=torch_xp)
         mean = _axpy(x, a, s, None)
         return _axpy(mean, b, z, z if reuse and z.is_contiguous() else None), mean
@@ -150,6 +147,21 @@ class TorchBackend(BackendBase):
 
     def jvp(self, fn: Callable[[Any], Any], x: Any, v: Any) -> Any:
         return torch.func.jvp(fn, (x,), (v,))[1]
+
+
+_FUSED_DTYPES = (torch.float32, torch.float64)
+
+
+def _plain(*tensors: torch.Tensor) -> bool:
+    """Strided tensors on one device, outside autograd and transforms (the fused kernels' preconditions)."""
+    if torch.compiler.is_compiling():
+        return False
+    on_cpu = True
+    for t in tensors:
+        if t.layout is not torch.strided or t.requires_grad or torch._C._functorch.is_functorch_wrapped_tensor(t):
+            return False
+        on_cpu = on_cpu and t.is_cpu
+    return on_cpu or len({t.device for t in tensors}) == 1
 
 
 def _axpy(x: torch.Tensor, coefficient: Any, y: torch.Tensor, out: torch.Tensor | None) -> torch.Tensor:
@@ -273,6 +285,8 @@ class ScoreSdeVeScheduler(_CoreScheduler):
             gen0 = generator[0] if isinstance(generator, (list, tuple)) and generator else generator
             draw_device = gen0.device if isinstance(gen0, torch.Generator) else sample.device
             noise = randn(tuple(sample.shape), generator, device=draw_device, dtype=torch.float32)
+            if noise.dtype is sample.dtype and draw_device == sample.device:
+                return noise
             return noise.to(device=sample.device, dtype=sample.dtype)
         if purpose == "add_noise" and generator is None:
             return torch.randn_like(sample)

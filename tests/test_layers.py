@@ -5,6 +5,7 @@ t's dtype on every front end, the schedule swapped atomically, and the torch ste
 
 from __future__ import annotations
 
+import copy
 import math
 import os
 import subprocess
@@ -16,6 +17,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import sdeve
 from sdeve import oracles, updates
@@ -169,6 +172,26 @@ def _level_rule(t32: np.float32, m: int) -> int:
     return int(np.floor(np.float32(t32) * np.float32(m - 1)))
 
 
+@settings(max_examples=400, deadline=None)
+@given(t=st.one_of(st.floats(0.0, 1.0), st.floats(0.0, 1.0, width=32), st.sampled_from([0.0, 1.0, 0.5, 1e-5])),
+       m=st.one_of(st.integers(1, 2**24 + 2), st.sampled_from([2, 100, 1000, 2000, 2**24, 2**24 + 1])),
+       dtype=st.sampled_from(["float32", "float64"]))
+def test_the_host_index_is_numpys_product_in_the_timestep_dtype(t: float, m: int, dtype: str) -> None:
+    """The host index (plain Python arithmetic where that is exact) equals ``floor(t * (M - 1))`` with NumPy's
+    product in ``dtype``, clamped, for any time in [0, 1] and any number of timesteps."""
+    from sdeve.schedule import host_index
+
+    want = int(np.floor(np.asarray(t, dtype=dtype) * np.asarray(m - 1, dtype=dtype)))
+    assert host_index(t, m, dtype) == min(max(want, 0), m - 1)
+
+
+def test_the_host_index_of_times_outside_the_unit_interval_is_clamped() -> None:
+    from sdeve.schedule import host_index
+
+    assert [host_index(t, 100, d) for t in (math.nan, -0.5, 1.5, math.inf) for d in ("float32", "float64")] == \
+        [0, 0, 0, 0, 99, 99, 99, 99]
+
+
 def _front_ends() -> list[tuple[str, Any]]:
     out: list[tuple[str, Any]] = [("numpy", np)]
     for name in ("torch", "jax.numpy", "dask.array"):
@@ -269,6 +292,20 @@ def test_the_schedule_is_built_on_the_host_and_moved_once() -> None:
     moved = schedule.arrays(sdeve._xp.resolve_namespace("torch"), torch.device("cpu"))
     assert moved is schedule.arrays(sdeve._xp.resolve_namespace("torch"), torch.device("cpu"))
     assert moved.discrete_sigmas.dtype == torch.float64
+
+
+@pytest.mark.parametrize("library", ["numpy", "torch"])
+def test_moved_schedule_arrays_are_copies_of_the_host_schedule(library: str) -> None:
+    """The arrays a scheduler hands out own their memory (the host schedule is read-only and shared by every
+    scheduler copy): writing into ``scheduler.discrete_sigmas`` leaves the host schedule as it was."""
+    pytest.importorskip(library)
+    scheduler = sdeve.ScoreSdeVeScheduler(xp=library)
+    host = np.array(scheduler.schedule.discrete_sigmas)
+    held = scheduler.discrete_sigmas
+    held[0] = -1.0
+    assert float(held[0]) == -1.0
+    np.testing.assert_array_equal(scheduler.schedule.discrete_sigmas, host)
+    assert copy.deepcopy(scheduler).schedule.level(0) == host[0]
 
 
 # ---------------------------------------------------------------------------------------------- torch transforms

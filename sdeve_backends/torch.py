@@ -76,9 +76,18 @@ def use_one_thread() -> None:
     torch.set_num_threads(1)
 
 
-def _traced(x: torch.Tensor) -> bool:
+def _transforming() -> bool:
     """Inside ``torch.compile`` or a ``torch.func`` transform (vmap, grad): no host reads, no ``out=``."""
-    return bool(torch.compiler.is_compiling() or torch._C._functorch.is_functorch_wrapped_tensor(x))
+    return bool(torch.compiler.is_compiling() or torch._C._functorch.peek_interpreter_stack() is not None)
+
+
+def _traced(x: torch.Tensor) -> bool:
+    """:func:`_transforming`, or ``x`` a transform's tensor."""
+    return _transforming() or bool(torch._C._functorch.is_functorch_wrapped_tensor(x))
+
+
+_FUSED_DTYPES = (torch.float32, torch.float64)
+_vector_norm = torch.linalg.vector_norm
 
 
 class TorchBackend(BackendBase):
@@ -99,7 +108,7 @@ class TorchBackend(BackendBase):
     def readable(self, x: Any) -> bool:
         """Host memory, outside ``torch.compile``, ``torch.func`` transforms and autograd (a value read there
         would be a constant to the gradient)."""
-        return bool(x.is_cpu and not x.requires_grad and not _traced(x))
+        return x.is_cpu and not x.requires_grad and not _traced(x)  # type: ignore[no-any-return]
 
     def traced(self, x: Any) -> bool:
         return _traced(x)
@@ -111,7 +120,8 @@ class TorchBackend(BackendBase):
         dtype = x.dtype
         if dtype not in _FUSED_DTYPES or s.dtype is not dtype or z.dtype is not dtype or not _plain(x, s, z):
             return None
-        a, b = per_example(a, x.ndim, dtype, xp=torch_xp), per_example(b, x.ndim, dtype, xp=torch_xp)
+        if type(a) is not float or type(b) is not float:
+            a, b = per_example(a, x.ndim, dtype, xp=torch_xp), per_example(b, x.ndim, dtype, xp=torch_xp)
         mean = _axpy(x, a, s, None)
         return _axpy(mean, b, z, z if reuse and z.is_contiguous() else None), mean
 
@@ -130,10 +140,10 @@ class TorchBackend(BackendBase):
     def host_norms(self, s: Any, z: Any) -> tuple[float, float] | None:
         """:meth:`norms`' batch means, read: one example's is the whole tensor's norm (the same reduction, one
         call cheaper), several examples' the mean of :meth:`norms`."""
-        if s.dtype not in (torch.float32, torch.float64) or s.ndim < 2 or z.dtype != s.dtype:
+        if s.dtype not in _FUSED_DTYPES or s.ndim < 2 or z.dtype is not s.dtype:
             return None
         if s.shape[0] == 1:
-            return float(torch.linalg.vector_norm(s)), float(torch.linalg.vector_norm(z))
+            return float(_vector_norm(s)), float(_vector_norm(z))
         dims = tuple(range(1, s.ndim))
         grad_norms, noise_norms = torch.linalg.vector_norm(s, dim=dims), torch.linalg.vector_norm(z, dim=dims)
         return float(grad_norms.mean()), float(noise_norms.mean())
@@ -149,16 +159,13 @@ class TorchBackend(BackendBase):
         return torch.func.jvp(fn, (x,), (v,))[1]
 
 
-_FUSED_DTYPES = (torch.float32, torch.float64)
-
-
 def _plain(*tensors: torch.Tensor) -> bool:
     """Strided tensors on one device, outside autograd and transforms (the fused kernels' preconditions)."""
-    if torch.compiler.is_compiling():
+    if _transforming():
         return False
     on_cpu = True
     for t in tensors:
-        if t.layout is not torch.strided or t.requires_grad or torch._C._functorch.is_functorch_wrapped_tensor(t):
+        if t.layout is not torch.strided or t.requires_grad:
             return False
         on_cpu = on_cpu and t.is_cpu
     return on_cpu or len({t.device for t in tensors}) == 1

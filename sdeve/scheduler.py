@@ -27,7 +27,7 @@ from .validation import as_float, batch_size, check_pair, check_sigma_max, check
 
 __all__ = ["ConfigError", "ScoreSdeVeScheduler"]
 
-_FITS: set[tuple[int, Any, float]] = set()  # (id of the namespace, dtype, sigma_max) found to fit
+_FITS: set[tuple[str, Any, float]] = set()  # (namespace, dtype, sigma_max) found to fit
 
 class ScoreSdeVeScheduler(DiffusersConfigMixin):
     """The variance-exploding SDE predictor-corrector scheduler (Song et al. 2021), diffusers' API.
@@ -227,7 +227,7 @@ class ScoreSdeVeScheduler(DiffusersConfigMixin):
                 f"the schedule has {schedule.num_timesteps} timesteps but only {schedule.num_levels} discrete "
                 f"sigmas: call set_sigmas({schedule.num_timesteps}) after set_timesteps({schedule.num_timesteps})"
             )
-        key = (id(xp), sample.dtype, self._config.sigma_max)  # dtypes hash; str() of JAX's costs 10 µs
+        key = (namespace_name(xp), sample.dtype, self._config.sigma_max)  # dtypes hash; str() of JAX's costs 10 µs
         if key not in _FITS:
             check_sigma_max(self._config.sigma_max, sample.dtype, xp=xp)
             _FITS.add(key)

@@ -308,6 +308,29 @@ def test_moved_schedule_arrays_are_copies_of_the_host_schedule(library: str) -> 
     assert copy.deepcopy(scheduler).schedule.level(0) == host[0]
 
 
+def test_sampler_tables_are_moved_once_and_never_kept_from_a_trace() -> None:
+    """A sampler's per-step tables are moved to the namespace once and reused by later calls (equal values, the
+    same array), at most ``MOVED_TABLES`` of them; a table built inside ``jax.jit`` is not kept."""
+    from sdeve.samplers import _loop
+
+    xp = sdeve._xp.resolve_namespace("numpy")
+    values = [0.5, 0.25, 0.125]
+    first = _loop.Table.build(values, xp=xp, device=None, dtype=np.float32)
+    again = _loop.Table.build(np.asarray(values), xp=xp, device=None, dtype=np.float32)
+    assert again.values is first.values and first.values.dtype == np.float32
+    assert _loop.Table.build(values, xp=xp, device=None, dtype=np.float64).values is not first.values
+    for k in range(_loop.MOVED_TABLES + 1):
+        _loop.Table.build([float(k)], xp=xp, device=None, dtype=np.float64)
+    assert len(_loop._MOVED) == _loop.MOVED_TABLES
+    jax = pytest.importorskip("jax")
+    jxp = sdeve._xp.resolve_namespace("jax.numpy")
+    kept = len(_loop._MOVED)
+    out = jax.jit(lambda x: x * _loop.Table.build([3.0, 4.0], xp=jxp, device=None, dtype=jxp.float32).values)(
+        jxp.ones(2, dtype=jxp.float32))
+    assert np.asarray(out).tolist() == [3.0, 4.0] and len(_loop._MOVED) == kept
+    assert not any(isinstance(v, jax.core.Tracer) for v in _loop._MOVED.values())
+
+
 # ---------------------------------------------------------------------------------------------- torch transforms
 def _torch_steps() -> list[Any]:
     from sdeve_backends.torch import ScoreSdeVeScheduler as DropIn

@@ -13,11 +13,15 @@ on the rest.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from .._xp import Array, Namespace
+import numpy as np
+
+from .._xp import Array, Namespace, namespace_name
 from ..backends import backend_for
 from ..protocols import NoiseSource, static_field
 
@@ -42,13 +46,38 @@ class Table:
     def build(cls, host: Sequence[float], *, xp: Namespace, device: Any, dtype: Any) -> Table:
         """A table of ``host`` values, moved once to ``xp`` on ``device`` in ``dtype``."""
         values = tuple(float(v) for v in host)
-        return cls(xp.asarray(values, dtype=dtype, device=device), values)
+        return cls(_moved(values, xp, device, dtype), values)
 
     def at(self, i: Any, *, xp: Namespace) -> Any:
         """The value of step ``i``."""
         if isinstance(i, int):
             return self.host[i] if self.host is not None else self.values[i]
         return xp.reshape(xp.take(self.values, xp.reshape(i, (1,)), axis=0), ())
+
+
+_MOVED: collections.OrderedDict[tuple[Any, ...], Array] = collections.OrderedDict()
+_MOVED_LOCK = threading.Lock()
+MOVED_TABLES = 64  # tables kept moved: a sampler's few, for the last several schedules
+
+
+def _moved(values: tuple[float, ...], xp: Namespace, device: Any, dtype: Any) -> Array:
+    """``values`` as an array of ``xp`` on ``device`` in ``dtype``, moved once and kept (least recently used
+    dropped first), since moving costs a dispatch per call on JAX (half a millisecond a table on a CPU) and the
+    tables are only read. Arrays made inside a trace live as long as it, so they are not kept."""
+    key = (values, namespace_name(xp), str(device), str(dtype))
+    with _MOVED_LOCK:
+        moved = _MOVED.get(key)
+        if moved is not None:
+            _MOVED.move_to_end(key)
+            return moved
+    # From a NumPy array: a namespace's asarray walks a Python sequence element by element.
+    moved = xp.asarray(np.asarray(values, dtype=np.float64), dtype=dtype, device=device, copy=True)
+    if not backend_for(xp).traced(moved):
+        with _MOVED_LOCK:
+            _MOVED[key] = moved
+            while len(_MOVED) > MOVED_TABLES:
+                _MOVED.popitem(last=False)
+    return moved
 
 
 class Constraint(Protocol):

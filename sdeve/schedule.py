@@ -212,16 +212,30 @@ class Schedule:
 
     @classmethod
     def with_levels(cls, times: np.ndarray, num_levels: int, sigma_min: float, sigma_max: float, *,
-                    rounding: Rounding | None = None) -> Schedule:
-        """Levels for the given ``times``: ``sigma(t)`` of each and ``num_levels`` geometric levels."""
+                    rounding: Rounding | None = None, reuse: Schedule | None = None) -> Schedule:
+        """Levels for the given ``times``: ``sigma(t)`` of each and ``num_levels`` geometric levels. What
+        ``reuse`` (the schedule being replaced) computed from the same settings is taken from it, not redone."""
         rounding = FLOAT64 if rounding is None else rounding
-        levels = rounding.levels(check_num_steps(num_levels), sigma_min, sigma_max)
-        drift, diffusion = rounding.coefficients(levels)
-        return cls(times, rounding.sigmas(times, sigma_min, sigma_max), levels, drift, diffusion, rounding.dtype)
+        settings = (check_num_steps(num_levels), float(sigma_min), float(sigma_max), rounding)
+        made = getattr(reuse, "_made", None)  # (settings, times) that ``reuse``'s levels and sigmas came from
+        if reuse is not None and made is not None and made[0] == settings:
+            levels, drift, diffusion = reuse.discrete_sigmas, reuse.drift, reuse.diffusion
+        else:
+            levels = rounding.levels(settings[0], sigma_min, sigma_max)
+            drift, diffusion = rounding.coefficients(levels)
+        if reuse is not None and made is not None and made[0][1:] == settings[1:] and np.array_equal(made[1], times):
+            sigmas = reuse.sigmas
+        else:
+            sigmas = rounding.sigmas(times, sigma_min, sigma_max)
+        schedule = cls(times, sigmas, levels, drift, diffusion, rounding.dtype)
+        object.__setattr__(schedule, "_made", (settings, schedule.timesteps))
+        return schedule
 
     def with_timesteps(self, times: np.ndarray) -> Schedule:
         """This schedule with other timesteps; ``sigmas`` and the levels stay (diffusers' ``set_timesteps``)."""
-        return dataclasses.replace(self, timesteps=times)
+        schedule = dataclasses.replace(self, timesteps=times)
+        object.__setattr__(schedule, "_made", getattr(self, "_made", None))
+        return schedule
 
     @property
     def num_timesteps(self) -> int:

@@ -192,7 +192,7 @@ class ScoreSdeVeScheduler(DiffusersConfigMixin):
         if (sigma_min, sigma_max, sampling_eps) != (None, None, None):  # the config's checks of the combination
             self._config.replace(sigma_min=low, sigma_max=high, sampling_eps=eps)
         times = self._rounding.timesteps(levels, eps) if self._schedule is None else self._schedule.timesteps
-        self._schedule = Schedule.with_levels(times, levels, low, high, rounding=self._rounding)
+        self._schedule = Schedule.with_levels(times, levels, low, high, rounding=self._rounding, reuse=self._schedule)
 
     def _override(self, value: Any, name: str) -> float:
         """A ``set_*`` override of a config value: the config's type checks (no bools, no strings)."""

@@ -308,6 +308,37 @@ def test_moved_schedule_arrays_are_copies_of_the_host_schedule(library: str) -> 
     assert copy.deepcopy(scheduler).schedule.level(0) == host[0]
 
 
+@pytest.mark.parametrize("drop_in", [False, True])
+def test_a_rebuilt_schedule_equals_a_fresh_one_whatever_it_reuses(drop_in: bool) -> None:
+    """``set_sigmas`` takes from the schedule it replaces what was computed from the same settings (the levels;
+    the sigmas when the timesteps are equal): the result equals a schedule built from scratch, call after call."""
+    from sdeve.schedule import Schedule
+
+    if drop_in:
+        pytest.importorskip("torch")
+        from sdeve_backends.torch import ScoreSdeVeScheduler as cls
+    else:
+        cls = sdeve.ScoreSdeVeScheduler
+    scheduler = cls()
+    calls = [("t", 2000, None), ("s", 2000, None), ("s", 2000, 0.02), ("t", 50, None), ("s", 50, None),
+             ("s", 50, None), ("t", 100, None), ("s", 2000, 0.01), ("s", 100, 0.01)]
+    for kind, n, sigma_min in calls:
+        if kind == "t":
+            scheduler.set_timesteps(n)
+            continue
+        before = scheduler.schedule
+        scheduler.set_sigmas(n, sigma_min=sigma_min)
+        low = scheduler.config.sigma_min if sigma_min is None else sigma_min
+        fresh = Schedule.with_levels(np.array(before.timesteps), n, low, scheduler.config.sigma_max,
+                                     rounding=type(scheduler)._rounding)
+        for name in ("timesteps", "sigmas", "discrete_sigmas", "drift", "diffusion"):
+            np.testing.assert_array_equal(getattr(scheduler.schedule, name), getattr(fresh, name), err_msg=name)
+    same = scheduler.schedule
+    scheduler.set_timesteps(100)
+    scheduler.set_sigmas(100, sigma_min=0.01)
+    assert scheduler.schedule.discrete_sigmas is same.discrete_sigmas and scheduler.schedule.sigmas is same.sigmas
+
+
 def test_sampler_tables_are_moved_once_and_never_kept_from_a_trace() -> None:
     """A sampler's per-step tables are moved to the namespace once and reused by later calls (equal values, the
     same array), at most ``MOVED_TABLES`` of them; a table built inside ``jax.jit`` is not kept."""

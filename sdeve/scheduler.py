@@ -283,7 +283,7 @@ class ScoreSdeVeScheduler(DiffusersConfigMixin):
             a, b = schedule.predictor_coefficients(level)
         drawing = _compiled_with_draw(self, backend, predictor_with_draw, ("backend", "xp")) if noise is None else None
         if drawing is not None:
-            source = backend.make_generator(generator, device_of(sample))
+            source = backend.make_generator(generator, _new_source_device(generator, sample))
             prev, prev_mean = drawing(sample, a, model_output, b, source, backend=backend, xp=xp)
         else:
             z = self._noise(backend, generator, sample, noise, "pred")
@@ -308,7 +308,7 @@ class ScoreSdeVeScheduler(DiffusersConfigMixin):
         drawing = _compiled_with_draw(self, backend, corrector_with_draw, ("backend", "norm", "xp")) \
             if noise is None else None
         if drawing is not None:
-            source = backend.make_generator(generator, device_of(sample))
+            source = backend.make_generator(generator, _new_source_device(generator, sample))
             prev, _ = drawing(sample, model_output, source, self._config.snr, backend=backend,
                               norm=self.corrector_norm, xp=xp)
             return SchedulerOutput(prev) if return_dict else (prev,)
@@ -384,10 +384,20 @@ def _compiled_with_draw(scheduler: ScoreSdeVeScheduler, backend: Backend, fn: Ca
     """``fn`` (an update that draws its own noise) compiled by ``backend``, so that a step's draw and update are
     one program (JAX: one dispatch rather than two for an eager step); ``None`` where the backend does not
     compile or the front end draws otherwise than the generic scheduler."""
-    if type(scheduler)._draw is not ScoreSdeVeScheduler._draw:
-        return None
-    compiled = backend.jit(fn, static_argnames=static)
-    return None if compiled is fn else compiled
+    key = (type(scheduler), backend, fn)
+    if key not in _DRAWING:  # once per front end, backend and update: looking it up costs microseconds a step
+        compiled = backend.jit(fn, static_argnames=static) if type(scheduler)._draw is ScoreSdeVeScheduler._draw else fn
+        _DRAWING[key] = None if compiled is fn else compiled
+    return _DRAWING[key]
+
+
+def _new_source_device(generator: Any, sample: Array) -> Any:
+    """The sample's device where ``make_generator`` makes a new source (from ``None`` or a seed), else ``None``:
+    a generator or key is kept as it is, and reading a JAX array's device costs microseconds a step."""
+    return device_of(sample) if generator is None or is_python_scalar(generator) else None
+
+
+_DRAWING: dict[tuple[type, Backend, Callable[..., Any]], Callable[..., Any] | None] = {}
 
 
 def predictor_with_draw(sample: Array, a: Any, model_output: Array, b: Any, source: Any, *, backend: Backend,

@@ -61,6 +61,12 @@ def _normal(key: jax.Array, shape: tuple[int, ...], dtype: Any) -> jax.Array:
 _split = jax.jit(jax.random.split, static_argnums=(1,))
 
 
+@functools.lru_cache(maxsize=64)
+def _is_key_dtype(dtype: Any) -> bool:
+    """A typed PRNG key's dtype (asked once a dtype: ``issubdtype`` costs microseconds on every step)."""
+    return bool(jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key))
+
+
 def as_key(generator: Any) -> jax.Array:
     """A JAX PRNG key from a key (typed, or raw ``uint32[2]``, also ``[1, 2]``), an int seed in
     ``[0, 2**63 - 1]``, or ``None`` (fresh entropy from the operating system)."""
@@ -70,7 +76,7 @@ def as_key(generator: Any) -> jax.Array:
         return jax.random.PRNGKey(check_seed(generator))
     if isinstance(generator, (jax.Array, np.ndarray)):
         # Shapes are checked first: a key already in shape is returned with no dispatch (this is on every step).
-        if jax.dtypes.issubdtype(generator.dtype, jax.dtypes.prng_key):
+        if _is_key_dtype(generator.dtype):
             if generator.shape == ():
                 return generator
             if generator.shape != (1,):

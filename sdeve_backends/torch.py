@@ -108,7 +108,9 @@ class TorchBackend(BackendBase):
     def readable(self, x: Any) -> bool:
         """Host memory, outside ``torch.compile``, ``torch.func`` transforms and autograd (a value read there
         would be a constant to the gradient)."""
-        return x.is_cpu and not x.requires_grad and not _traced(x)  # type: ignore[no-any-return]
+        return (x.is_cpu and not x.requires_grad and not torch.compiler.is_compiling()  # type: ignore[no-any-return]
+                and torch._C._functorch.peek_interpreter_stack() is None
+                and not torch._C._functorch.is_functorch_wrapped_tensor(x))
 
     def traced(self, x: Any) -> bool:
         return _traced(x)
@@ -161,7 +163,7 @@ class TorchBackend(BackendBase):
 
 def _plain(*tensors: torch.Tensor) -> bool:
     """Strided tensors on one device, outside autograd and transforms (the fused kernels' preconditions)."""
-    if _transforming():
+    if torch.compiler.is_compiling() or torch._C._functorch.peek_interpreter_stack() is not None:  # _transforming()
         return False
     on_cpu = True
     for t in tensors:
@@ -203,7 +205,7 @@ class DiffusersRounding(Rounding):
     def levels(self, n: int, sigma_min: float, sigma_max: float) -> np.ndarray:
         ramp = torch.linspace(math.log(sigma_min), math.log(sigma_max), n, dtype=torch.float32).numpy()
         levels = np.exp(ramp.astype(np.float64)).astype(np.float32)
-        if not (np.all(np.isfinite(levels)) and np.all(levels >= np.finfo(np.float32).smallest_normal)):
+        if not (np.isfinite(levels.max()) and levels.min() >= np.finfo(np.float32).smallest_normal):  # NaN fails both
             raise ValueError(f"sigma_min={sigma_min:g} and sigma_max={sigma_max:g} do not fit diffusers' float32 "
                              "schedule (levels must be normal, finite float32 numbers): use sdeve.ScoreSdeVeScheduler")
         return levels

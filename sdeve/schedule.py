@@ -188,6 +188,8 @@ class Schedule:
     dtype: str = "float64"
     _moved: dict[tuple[str, str, str], MovedSchedule] = dataclasses.field(default_factory=dict, init=False,
                                                                           repr=False)
+    complete: bool = dataclasses.field(default=True, init=False, repr=False, compare=False)
+    """A level for every timestep (``num_timesteps <= num_levels``): steps need one."""
 
     def __post_init__(self) -> None:
         # Read-only: the arrays are shared by every copy of the schedule and read as constants by tracers
@@ -201,6 +203,8 @@ class Schedule:
             array.flags.writeable = False
         # Plain ints: a step reads these, and torch.compile would turn a NumPy attribute read into a tensor.
         object.__setattr__(self, "_sizes", (int(self.timesteps.shape[0]), int(self.discrete_sigmas.shape[0])))
+        # A level for every timestep: steps check this on every call.
+        object.__setattr__(self, "complete", self.timesteps.shape[0] <= self.discrete_sigmas.shape[0])
 
     @classmethod
     def build(cls, num_timesteps: int, num_levels: int, sigma_min: float, sigma_max: float,

@@ -27,7 +27,7 @@ from .validation import as_float, batch_size, check_pair, check_sigma_max, check
 
 __all__ = ["ConfigError", "ScoreSdeVeScheduler"]
 
-_FITS: set[tuple[str, Any, float]] = set()  # (namespace, dtype, sigma_max) found to fit
+_FITS: set[tuple[type, Any, float]] = set()  # (array type, dtype, sigma_max) found to fit
 
 class ScoreSdeVeScheduler(DiffusersConfigMixin):
     """The variance-exploding SDE predictor-corrector scheduler (Song et al. 2021), diffusers' API.
@@ -221,13 +221,15 @@ class ScoreSdeVeScheduler(DiffusersConfigMixin):
     def _ready(self, sample: Array, xp: Namespace) -> Schedule:
         """The schedule, with a level for every timestep; ``ValueError`` when ``sigma_max**2`` overflows the
         compute dtype of ``sample`` (checked once a dtype)."""
-        schedule = self.schedule
-        if schedule.num_timesteps > schedule.num_levels:
+        schedule = self._schedule if self._schedule is not None else self.schedule  # the property raises
+        if not schedule.complete:
             raise ValueError(
                 f"the schedule has {schedule.num_timesteps} timesteps but only {schedule.num_levels} discrete "
                 f"sigmas: call set_sigmas({schedule.num_timesteps}) after set_timesteps({schedule.num_timesteps})"
             )
-        key = (namespace_name(xp), sample.dtype, self._config.sigma_max)  # dtypes hash; str() of JAX's costs 10 µs
+        # The array type first: dtypes of different libraries then never meet in a comparison (array_api_strict's
+        # compare through NumPy); str() of a JAX dtype costs 10 µs.
+        key = (type(sample), sample.dtype, self._config.sigma_max)
         if key not in _FITS:
             check_sigma_max(self._config.sigma_max, sample.dtype, xp=xp)
             _FITS.add(key)

@@ -454,6 +454,7 @@ def host_level(timestep: Any, backend: Backend, num_timesteps: int, python_dtype
     check_unit_interval(value)
     return host_index(value, num_timesteps, dtype)
 
+
 _HOST_DTYPE_NAMES: dict[tuple[type, Any], str | None] = {}
 
 

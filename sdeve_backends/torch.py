@@ -108,9 +108,7 @@ class TorchBackend(BackendBase):
     def readable(self, x: Any) -> bool:
         """Host memory, outside ``torch.compile``, ``torch.func`` transforms and autograd (a value read there
         would be a constant to the gradient)."""
-        return (x.is_cpu and not x.requires_grad and not torch.compiler.is_compiling()  # type: ignore[no-any-return]
-                and torch._C._functorch.peek_interpreter_stack() is None
-                and not torch._C._functorch.is_functorch_wrapped_tensor(x))
+        return bool(x.is_cpu and not x.requires_grad and not _traced(x))
 
     def traced(self, x: Any) -> bool:
         return _traced(x)
@@ -163,7 +161,7 @@ class TorchBackend(BackendBase):
 
 def _plain(*tensors: torch.Tensor) -> bool:
     """Strided tensors on one device, outside autograd and transforms (the fused kernels' preconditions)."""
-    if torch.compiler.is_compiling() or torch._C._functorch.peek_interpreter_stack() is not None:  # _transforming()
+    if _transforming():
         return False
     on_cpu = True
     for t in tensors:
